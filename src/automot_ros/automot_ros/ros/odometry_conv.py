@@ -1,0 +1,27 @@
+"""nav_msgs/Odometry -> EgoState."""
+
+import math
+
+from nav_msgs.msg import Odometry
+
+from automot_ros.data.ego import EgoState
+from automot_ros.ros.time_conv import stamp_to_ns
+
+
+def odometry_to_ego(msg: Odometry) -> EgoState:
+    """Pose in the odometry frame; speed = norm of the body-frame linear twist (REP-105)."""
+    q = msg.pose.pose.orientation
+    yaw = math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+    v = msg.twist.twist.linear
+    return EgoState(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        x=msg.pose.pose.position.x,
+        y=msg.pose.pose.position.y,
+        yaw=yaw,
+        speed_mps=math.hypot(v.x, v.y),
+    )
+
+
+def yaw_to_quaternion(yaw: float):
+    """(x, y, z, w) of a rotation by yaw about z."""
+    return 0.0, 0.0, math.sin(yaw / 2.0), math.cos(yaw / 2.0)

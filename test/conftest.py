@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from automot_testing import ManagedProcess, automot_segments, child_pids
 
-REPO = Path(__file__).resolve().parents[1]
 TEST_DIR = Path(__file__).resolve().parent
-SHM_DIR = Path("/dev/shm")
 # Domain ids 0-101 map to valid Fast DDS ports on Linux; keep clear of the default 0.
 DOMAIN_RANGE = range(40, 100)
 
@@ -41,23 +38,6 @@ def _claim_domain_id() -> int:
     raise RuntimeError(f"no free ROS_DOMAIN_ID in {DOMAIN_RANGE}")
 
 
-def _automot_segments() -> set:
-    return {p.name for p in SHM_DIR.glob("*automot*")} if SHM_DIR.is_dir() else set()
-
-
-def _child_pids() -> list:
-    me = str(os.getpid())
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            children.append(int(stat.parent.name))
-    return children
-
-
 def pytest_configure(config):
     ros_home = Path(tempfile.mkdtemp(prefix="automot-test-ros-"))
     os.environ.update(
@@ -72,51 +52,15 @@ def pytest_configure(config):
 @pytest.fixture(scope="session", autouse=True)
 def leaves_nothing_behind():
     """Fail the session if a test left a child process or an automot shm segment."""
-    segments_before = _automot_segments()
+    segments_before = automot_segments()
     yield
     deadline = time.monotonic() + 5.0
-    while _child_pids() and time.monotonic() < deadline:
+    while child_pids() and time.monotonic() < deadline:
         time.sleep(0.1)
-    leftover_children = _child_pids()
-    leftover_segments = _automot_segments() - segments_before
+    leftover_children = child_pids()
+    leftover_segments = automot_segments() - segments_before
     assert not leftover_children, f"tests left child processes: {leftover_children}"
     assert not leftover_segments, f"tests left shared-memory segments: {sorted(leftover_segments)}"
-
-
-class ManagedProcess:
-    """A child process that is always stopped: SIGINT, wait, SIGTERM, wait, then SIGKILL."""
-
-    def __init__(self, args, env=None, cwd=REPO):
-        self.args = [str(a) for a in args]
-        self.log_file = tempfile.NamedTemporaryFile(prefix="automot-proc-", suffix=".log", delete=False)
-        self.popen = subprocess.Popen(
-            self.args, env=env or os.environ.copy(), cwd=cwd, stdout=self.log_file, stderr=subprocess.STDOUT
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        return Path(self.log_file.name).read_text(errors="replace")
-
-    def stop(self, timeout_s: float = 10.0) -> int:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if not self.alive():
-                break
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                continue
-        if self.alive():
-            self.popen.kill()
-            self.popen.wait()
-        self.log_file.close()
-        return self.popen.returncode
 
 
 @pytest.fixture

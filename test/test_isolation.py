@@ -4,7 +4,7 @@ import os
 import sys
 import tempfile
 
-from conftest import _child_pids
+from automot_testing import child_pids
 
 
 def test_session_uses_its_own_domain_and_temporary_ros_home():
@@ -19,6 +19,6 @@ def test_stopped_process_is_reaped_even_when_it_ignores_sigint(start_process):
     stubborn = start_process(
         [sys.executable, "-c", "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"]
     )
-    assert stubborn.pid in _child_pids()
+    assert stubborn.pid in child_pids()
     stubborn.stop(timeout_s=1.0)
-    assert stubborn.pid not in _child_pids()
+    assert stubborn.pid not in child_pids()

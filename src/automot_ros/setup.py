@@ -42,6 +42,7 @@ setup(
             "understanding_node = automot_ros.nodes.understanding_node:main",
             "action_node = automot_ros.nodes.action_node:main",
             "language_node = automot_ros.nodes.language_node:main",
+            "synthetic_source = automot_ros.nodes.synthetic_source:main",
             "automot = automot_ros.cli:main",
         ],
     },

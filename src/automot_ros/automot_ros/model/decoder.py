@@ -1,0 +1,88 @@
+"""The Understanding Expert's causal decoder: token embeddings, one ``ExpertBlock`` per
+layer, final norm and (tied) LM head, run over a preallocated per-layer K/V buffer."""
+
+from __future__ import annotations
+
+import time
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .config import DecoderConfig
+from .layers import ExpertBlock, RMSNorm, Rotary, attend, causal_mask
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab, cfg.hidden)
+        self.blocks = nn.ModuleList(
+            ExpertBlock(cfg.hidden, cfg.heads, cfg.kv_heads, cfg.head_dim, cfg.mlp,
+                        cfg.qk_norm, cfg.norm_eps) for _ in range(cfg.layers))
+        self.norm = RMSNorm(cfg.hidden, cfg.norm_eps)
+        self.lm_head = None if cfg.tie_embeddings else nn.Linear(cfg.hidden, cfg.vocab, bias=False)
+        self.rotary = Rotary(cfg.head_dim, cfg.rope_base)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [..., hidden] (after the final norm) -> [..., vocab]."""
+        weight = self.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+        return hidden @ weight.T
+
+    def empty_cache(self, tokens: int, like: torch.Tensor) -> torch.Tensor:
+        """A K/V buffer [layers, 2, kv_heads, tokens, head_dim] (the ContextCache layout)."""
+        c = self.cfg
+        return like.new_empty(c.layers, 2, c.kv_heads, tokens, c.head_dim)
+
+    def run(self, x: torch.Tensor, cache: torch.Tensor, start: int,
+            kv_only: bool = False) -> Optional[torch.Tensor]:
+        """Run new tokens after ``start`` cached ones, writing their K/V into ``cache``.
+
+        x [1, L, hidden] embeddings of the new tokens at positions start..start+L-1;
+        cache [layers, 2, kv_heads, >= start + L, head_dim], holding positions < start.
+        Returns the normed final hidden states [1, L, hidden], or None with ``kv_only``:
+        a context needs only each layer's K/V, so the last layer's attention and MLP are
+        skipped (nothing ever reads their output).
+        """
+        n = x.shape[1]
+        end = start + n
+        cos, sin = self.rotary(torch.arange(start, end, device=x.device))
+        mask = causal_mask(n, start, x.device)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            q, k, v = block.qkv(x, cos, sin)
+            cache[i, 0, :, start:end] = k[0]
+            cache[i, 1, :, start:end] = v[0]
+            if kv_only and i == last:
+                return None
+            out = attend(q, cache[i, 0, None, :, :end], cache[i, 1, None, :, :end], mask)
+            x = block.finish(x, out)
+        return self.norm(x)
+
+    def generate(self, context_kv: torch.Tensor, prompt_ids: Sequence[int],
+                 eos_ids: Sequence[int], max_new_tokens: int,
+                 max_time_s: Optional[float] = None) -> Tuple[List[int], str]:
+        """Greedy decoding of ``prompt_ids`` appended after a (read-only) context.
+
+        context_kv [layers, 2, kv_heads, T, head_dim] (T may be 0) is copied into a buffer
+        of its own, so the context is never written. Returns (new token ids, stopped
+        reason): ``eos``, ``max_new_tokens`` or ``max_time``.
+        """
+        deadline = None if max_time_s is None else time.monotonic() + max_time_s
+        start = context_kv.shape[3]
+        cache = self.empty_cache(start + len(prompt_ids) + max_new_tokens, context_kv)
+        cache[:, :, :, :start] = context_kv
+        x = self.embed_tokens(torch.tensor([list(prompt_ids)], device=context_kv.device))
+        out: List[int] = []
+        while len(out) < max_new_tokens:
+            hidden = self.run(x, cache, start)
+            start += x.shape[1]
+            token = int(self.logits(hidden[0, -1]).argmax())
+            if token in eos_ids:
+                return out, "eos"
+            out.append(token)
+            if deadline is not None and time.monotonic() > deadline:
+                return out, "max_time"
+            x = self.embed_tokens(torch.tensor([[token]], device=context_kv.device))
+        return out, "max_new_tokens"

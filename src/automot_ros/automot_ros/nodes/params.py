@@ -1,0 +1,101 @@
+"""Node parameters: one dataclass per node is the schema (names, types, defaults).
+
+config/drive.yaml sets the same names (a test keeps the two in step); the nodes declare
+every field as a ROS parameter and validate the values before building anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import List
+
+
+@dataclass
+class ModelParams:
+    model: str = "smol"
+    checkpoint: str = ""
+    device: str = "cpu"
+    num_threads: int = 1
+
+    def validate(self) -> None:
+        if not self.model:
+            raise ValueError("parameter 'model' must name a config or a YAML path")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"parameter 'device' must be cpu or cuda[:N], got {self.device!r}")
+        if self.num_threads < 0:
+            raise ValueError("parameter 'num_threads' must be >= 0")
+
+
+@dataclass
+class CameraParams:
+    cameras: List[str] = field(default_factory=lambda: ["front"])
+    camera_frame_ids: List[str] = field(default_factory=lambda: [""])
+    route_lookahead_m: List[float] = field(default_factory=lambda: [10.0, 20.0])
+
+    def validate(self) -> None:
+        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"parameter 'cameras' must list distinct names, got {self.cameras}")
+        if len(self.camera_frame_ids) != len(self.cameras):
+            raise ValueError("parameter 'camera_frame_ids' needs one entry per camera ('' accepts any)")
+        if len(self.route_lookahead_m) != 2 or not all(d > 0 for d in self.route_lookahead_m):
+            raise ValueError("parameter 'route_lookahead_m' must be two positive distances")
+
+
+@dataclass
+class UnderstandingParams(ModelParams, CameraParams):
+    rate_hz: float = 2.0
+    frames: int = 4
+    frame_interval_s: float = 0.25
+    segment: str = ""
+    slots: int = 3
+
+    def validate(self) -> None:
+        ModelParams.validate(self)
+        CameraParams.validate(self)
+        if self.rate_hz <= 0 or self.frames < 1 or self.frame_interval_s <= 0:
+            raise ValueError("rate_hz, frames and frame_interval_s must be positive")
+        if self.slots < 2:
+            raise ValueError("parameter 'slots' must be >= 2 (readers keep a slot while the next is written)")
+
+
+@dataclass
+class ActionParams(ModelParams, CameraParams):
+    backend: str = "torch"
+    queue_size: int = 10
+    slop_s: float = 0.05
+    max_context_age_s: float = 1.5
+    frame_id: str = "base_link"
+    diagnostics_period_s: float = 1.0
+    error_log_period_s: float = 2.0
+
+    def validate(self) -> None:
+        ModelParams.validate(self)
+        CameraParams.validate(self)
+        if self.backend != "torch":
+            raise ValueError(f"parameter 'backend' must be torch, got {self.backend!r}")
+        if self.queue_size < 1 or self.slop_s < 0 or self.max_context_age_s <= 0:
+            raise ValueError("queue_size >= 1, slop_s >= 0 and max_context_age_s > 0 are required")
+
+
+@dataclass
+class LanguageParams(ModelParams):
+    max_question_chars: int = 300
+    max_new_tokens: int = 48
+    max_decode_time_s: float = 10.0
+
+    def validate(self) -> None:
+        ModelParams.validate(self)
+        if self.max_question_chars < 1 or self.max_new_tokens < 1 or self.max_decode_time_s <= 0:
+            raise ValueError("max_question_chars, max_new_tokens and max_decode_time_s must be positive")
+
+
+def declare(node, params_cls):
+    """Declare every field of ``params_cls`` on ``node`` and return the validated values."""
+    defaults = params_cls()
+    values = {}
+    for f in dataclasses.fields(params_cls):
+        values[f.name] = node.declare_parameter(f.name, getattr(defaults, f.name)).value
+    params = params_cls(**values)
+    params.validate()
+    return params

@@ -1,0 +1,90 @@
+"""understanding_node: camera history + route + speed -> UE prefill -> shared-memory context.
+
+Subscribes camera/<name>/image_raw, ego/odom and route; every 1/rate_hz it prefills the
+newest frames and the instruction, writes a slot of its segment and publishes ContextInfo
+on `context`. The prefill runs in its own callback group so frames keep arriving meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+
+from automot_msgs.msg import ContextInfo
+from nav_msgs.msg import Odometry, Path
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+
+from automot_ros.errors import InputError
+from automot_ros.nodes.common import default_segment, load_model, run
+from automot_ros.nodes.params import UnderstandingParams, declare
+from automot_ros.ros.context_conv import context_info_msg
+from automot_ros.ros.qos import ROUTE_QOS, SENSOR_QOS
+from automot_ros.ros.image_conv import to_rgb
+from automot_ros.ros.odometry_conv import odometry_to_ego
+from automot_ros.ros.route_conv import path_to_xy
+from automot_ros.ros.time_conv import stamp_to_ns
+from automot_ros.runtime.understanding import UnderstandingRunner
+
+class UnderstandingNode(Node):
+    def __init__(self):
+        super().__init__("understanding_node")
+        self.params = p = declare(self, UnderstandingParams)
+        model = load_model(p)
+        segment = p.segment or default_segment(self.get_namespace())
+        self.runner = UnderstandingRunner(
+            model, segment, frames=p.frames, interval_s=p.frame_interval_s,
+            lookahead_m=p.route_lookahead_m, slots=p.slots,
+        )
+        self.expected_frame_id = p.camera_frame_ids[0]
+        self.context_pub = self.create_publisher(ContextInfo, "context", 10)
+        self.create_subscription(Image, f"camera/{p.cameras[0]}/image_raw", self.on_image, SENSOR_QOS)
+        self.create_subscription(Odometry, "ego/odom", self.on_odom, SENSOR_QOS)
+        self.create_subscription(Path, "route", self.on_route, ROUTE_QOS)
+        self.create_timer(1.0 / p.rate_hz, self.on_tick, callback_group=MutuallyExclusiveCallbackGroup())
+        self._last_wait_log = 0.0
+        self.get_logger().info(
+            f"model {model.model_id} on {p.device}; context segment /dev/shm/{segment}; {p.rate_hz:g} Hz"
+        )
+
+    def on_image(self, msg: Image) -> None:
+        try:
+            if self.expected_frame_id and msg.header.frame_id != self.expected_frame_id:
+                raise InputError(f"image from unknown camera frame {msg.header.frame_id!r}")
+            self.runner.add_frame(stamp_to_ns(msg.header.stamp), to_rgb(msg))
+        except InputError as error:
+            self.get_logger().warn(f"camera frame dropped: {error}", throttle_duration_sec=2.0)
+
+    def on_odom(self, msg: Odometry) -> None:
+        try:
+            self.runner.set_ego(odometry_to_ego(msg))
+        except InputError as error:
+            self.get_logger().warn(f"odometry dropped: {error}", throttle_duration_sec=2.0)
+
+    def on_route(self, msg: Path) -> None:
+        try:
+            self.runner.set_route(path_to_xy(msg))
+        except InputError as error:
+            self.get_logger().warn(f"route dropped: {error}", throttle_duration_sec=2.0)
+
+    def on_tick(self) -> None:
+        published = self.runner.tick()
+        if published is None:
+            now = time.monotonic()
+            if now - self._last_wait_log > 5.0:
+                self._last_wait_log = now
+                self.get_logger().info(f"waiting for {self.runner.waiting_for() or 'inputs'}")
+            return
+        self.context_pub.publish(context_info_msg(published, self.runner.segment))
+
+    def destroy_node(self):
+        self.runner.close()
+        return super().destroy_node()
+
+
+def main(args=None):
+    raise SystemExit(run(UnderstandingNode, args, threads=2))
+
+
+if __name__ == "__main__":
+    main()

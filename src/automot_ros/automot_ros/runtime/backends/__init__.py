@@ -1,0 +1,1 @@
+"""Action Expert backends behind one interface (``ActionBackend``)."""

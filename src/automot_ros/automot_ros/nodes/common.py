@@ -32,9 +32,9 @@ def run(node_cls, args=None, threads: int = 1) -> int:
     # node's destroy_node() releases what it holds (the context writer unlinks its segment).
     rclpy.init(args=args if args is not None else sys.argv)
     node = None
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     try:
         node = node_cls()
-        executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -43,6 +43,7 @@ def run(node_cls, args=None, threads: int = 1) -> int:
         print(f"[{node_cls.__name__}] error: {error}", file=sys.stderr)
         return 2
     finally:
+        executor.shutdown()  # no callback may run while the node releases its resources
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

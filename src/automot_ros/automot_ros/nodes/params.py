@@ -64,7 +64,7 @@ class ActionParams(ModelParams, CameraParams):
     backend: str = "torch"
     queue_size: int = 10
     slop_s: float = 0.05
-    max_context_age_s: float = 1.5
+    max_context_age_s: float = 3.0
     frame_id: str = "base_link"
     diagnostics_period_s: float = 1.0
     error_log_period_s: float = 2.0

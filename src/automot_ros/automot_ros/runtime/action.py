@@ -23,7 +23,7 @@ class ActionRunner:
     invalid input -> INPUT_ERROR (counted, no trajectory). It never raises for bad input.
     """
 
-    def __init__(self, backend, context_source: ContextSource, scene_size, max_context_age_s: float = 1.5,
+    def __init__(self, backend, context_source: ContextSource, scene_size, max_context_age_s: float = 3.0,
                  lookahead_m=DEFAULT_LOOKAHEAD_M):
         self.backend = backend
         self.contexts = context_source

@@ -1,0 +1,91 @@
+"""Per-control-step latency of the model on this machine (CPU by default).
+
+For each config: UE prefill (``understand``), AE step on a cached context (``act``), and
+the synchronous step (the joint ``forward_sync`` pass: UE + AE every step). Prints median
+and p90 over --runs timed runs (after --warmup) and the async speedup (sync / act).
+
+    python bench/model_latency.py --configs tiny smol --runs 20 --out out/model_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from automot_ros.model import build_model, format_instruction
+
+
+def timed(fn, runs: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, round(0.9 * (len(times) - 1)))],
+            "min_ms": times[0], "runs": runs}
+
+
+def bench_config(name: str, runs: int, warmup: int) -> dict:
+    model = build_model(name)
+    v, s = model.cfg.vision, model.cfg.action.scene
+    frames = torch.randint(0, 256, (v.frames, 3, *v.image_size), dtype=torch.uint8)
+    scene = torch.randint(0, 256, (1, 3, *s.image_size), dtype=torch.uint8)
+    targets = torch.tensor([[[12.0, 0.5], [24.0, 2.0]]])
+    speed = torch.tensor([6.0])
+    instruction = format_instruction(targets[0], float(speed[0]))
+    context = model.understand(frames, instruction)
+
+    def sync():
+        with torch.inference_mode():
+            model.forward_sync(frames, instruction, scene, targets, speed)
+
+    result = {
+        "understand": timed(lambda: model.understand(frames, instruction), runs, warmup),
+        "act": timed(lambda: model.act(context, scene, targets, speed), runs, warmup),
+        "sync": timed(sync, runs, warmup),
+        "context_tokens": context.num_tokens,
+        "ae_tokens": model.cfg.action.num_tokens,
+        "params_m": {"ue_decoder": sum(p.numel() for p in model.decoder.parameters()) / 1e6,
+                     "ae": sum(p.numel() for p in model.ae.parameters()) / 1e6},
+    }
+    result["async_speedup"] = result["sync"]["median_ms"] / result["act"]["median_ms"]
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["tiny", "smol"])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = {"device": "cpu", "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "machine": platform.processor() or platform.machine(), "configs": {}}
+    for name in args.configs:
+        r = bench_config(name, args.runs, args.warmup)
+        report["configs"][name] = r
+        print(f"{name}: context {r['context_tokens']} tokens, AE {r['ae_tokens']} tokens, "
+              f"{torch.get_num_threads()} threads")
+        for step in ("understand", "act", "sync"):
+            print(f"  {step:>10}: median {r[step]['median_ms']:8.1f} ms   p90 {r[step]['p90_ms']:8.1f} ms")
+        print(f"  async speedup (sync / act): {r['async_speedup']:.1f}x")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

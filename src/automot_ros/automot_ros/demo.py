@@ -14,7 +14,7 @@ from automot_msgs.msg import ContextInfo, DrivingPlan
 from automot_msgs.srv import Ask
 from rclpy.executors import SingleThreadedExecutor
 
-from automot_ros.ros.plan_conv import LATERAL_NAMES, LONGITUDINAL_NAMES
+from automot_ros.data.decisions import LATERAL_NAMES, LONGITUDINAL_NAMES
 from automot_ros.runtime.plan_result import PlanStatus
 from automot_ros.runtime.supervisor import NodeSpec, Supervisor, stack_specs
 

@@ -13,19 +13,26 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from automot_ros.data.decisions import (  # noqa: F401  (re-exported: the label vocabulary)
+    DECISION_HORIZONS_S,
+    HORIZON_NAMES,
+    LAT_LEFT,
+    LAT_RIGHT,
+    LAT_SLIGHT_LEFT,
+    LAT_SLIGHT_RIGHT,
+    LAT_STRAIGHT,
+    LATERAL_NAMES,
+    LON_ACCELERATE,
+    LON_DECELERATE,
+    LON_KEEP,
+    LON_STOP,
+    LONGITUDINAL_NAMES,
+)
 from automot_ros.eval.open_loop import wrap_angle
 
-# Lateral classes (MetaAction.LAT_*).
-LAT_STRAIGHT, LAT_SLIGHT_LEFT, LAT_LEFT, LAT_SLIGHT_RIGHT, LAT_RIGHT = range(5)
-LATERAL_NAMES = ("straight", "slight left", "left", "slight right", "right")
-# Longitudinal classes (MetaAction.LON_*).
-LON_STOP, LON_DECELERATE, LON_KEEP, LON_ACCELERATE = range(4)
-LONGITUDINAL_NAMES = ("stop", "decelerate", "keep", "accelerate")
-
 WINDOW_S = 1.0
-# Decision horizons and the start of each one's window [s after the plan's stamp].
-HORIZON_NAMES = ("now", "+1s", "+2s")
-WINDOW_STARTS_S = (0.0, 1.0, 2.0)
+# Each decision's window starts at its horizon [s after the plan's stamp].
+WINDOW_STARTS_S = DECISION_HORIZONS_S
 
 # Stop: speed at the window's end below a slow walk. Standing still reads 0-0.2 m/s from
 # wheel odometry and GNSS jitter; creeping in a queue above 0.5 m/s is already "moving".

@@ -5,9 +5,9 @@ from .automot import Answer, AutoMoT
 from .checkpoint import build_model, load_checkpoint, save_checkpoint
 from .config import ModelConfig, load_model_config
 from .context import ContextCache
-from .plan import LATERAL_CLASSES, LONGITUDINAL_CLASSES, Plan
+from .plan import Plan
 from .prompt import format_instruction
 
-__all__ = ["Answer", "AutoMoT", "ContextCache", "LATERAL_CLASSES", "LONGITUDINAL_CLASSES",
+__all__ = ["Answer", "AutoMoT", "ContextCache",
            "ModelConfig", "Plan", "build_model", "format_instruction", "load_checkpoint",
            "load_model_config", "save_checkpoint"]

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-# Class order = the constants of automot_msgs/MetaAction (LAT_*, LON_*).
-LATERAL_CLASSES = ("straight", "slight left", "left", "slight right", "right")
-LONGITUDINAL_CLASSES = ("stop", "decelerate", "keep", "accelerate")
-DECISION_HORIZONS_S = (0.0, 1.0, 2.0)
+from automot_ros.data.decisions import DECISION_HORIZONS_S, LATERAL_NAMES, LONGITUDINAL_NAMES
 
 
 @dataclass
@@ -29,12 +26,12 @@ class Plan:
 
     @property
     def lateral(self) -> torch.Tensor:
-        """[B, 3] class indices (LATERAL_CLASSES / MetaAction.LAT_*)."""
+        """[B, 3] class indices (LATERAL_NAMES / MetaAction.LAT_*)."""
         return self.lateral_logits.argmax(-1)
 
     @property
     def longitudinal(self) -> torch.Tensor:
-        """[B, 3] class indices (LONGITUDINAL_CLASSES / MetaAction.LON_*)."""
+        """[B, 3] class indices (LONGITUDINAL_NAMES / MetaAction.LON_*)."""
         return self.longitudinal_logits.argmax(-1)
 
     @property
@@ -48,5 +45,5 @@ class Plan:
     def decisions(self, index: int = 0):
         """[(horizon_s, lateral name, longitudinal name, confidence)] for batch item ``index``."""
         lat, lon, conf = self.lateral[index], self.longitudinal[index], self.confidence[index]
-        return [(h, LATERAL_CLASSES[int(a)], LONGITUDINAL_CLASSES[int(o)], float(c))
+        return [(h, LATERAL_NAMES[int(a)], LONGITUDINAL_NAMES[int(o)], float(c))
                 for h, a, o, c in zip(DECISION_HORIZONS_S, lat, lon, conf)]

@@ -9,12 +9,10 @@ from geometry_msgs.msg import Point
 from nav_msgs.msg import Path
 from visualization_msgs.msg import Marker, MarkerArray
 
+from automot_ros.data.decisions import DECISION_HORIZONS_S, HORIZON_NAMES, LATERAL_NAMES, LONGITUDINAL_NAMES
 from automot_ros.ros.route_conv import xy_to_path
 from automot_ros.ros.time_conv import ns_to_stamp, seconds_to_duration
-from automot_ros.runtime.plan_result import META_ACTION_HORIZONS_S, WAYPOINT_DT_S, PlanResult
-
-LATERAL_NAMES = ("straight", "slight left", "left", "slight right", "right")
-LONGITUDINAL_NAMES = ("stop", "decelerate", "keep", "accelerate")
+from automot_ros.runtime.plan_result import WAYPOINT_DT_S, PlanResult
 
 
 def plan_to_msg(result: PlanResult, frame_id: str) -> DrivingPlan:
@@ -36,7 +34,7 @@ def plan_to_msg(result: PlanResult, frame_id: str) -> DrivingPlan:
             longitudinal=int(traj.longitudinal[k]),
             confidence=float(traj.confidence[k]),
         )
-        for k, horizon in enumerate(META_ACTION_HORIZONS_S)
+        for k, horizon in enumerate(DECISION_HORIZONS_S)
     ]
     msg.path = [Point(x=float(x), y=float(y), z=0.0) for x, y in traj.path_xy]
     msg.waypoints = [
@@ -64,8 +62,8 @@ def describe_meta_actions(result: PlanResult) -> str:
     if traj is None:
         return result.status.name
     return " | ".join(
-        f"{'now' if h == 0 else f'+{h:g}s'}: {LATERAL_NAMES[traj.lateral[k]]}, {LONGITUDINAL_NAMES[traj.longitudinal[k]]}"
-        for k, h in enumerate(META_ACTION_HORIZONS_S)
+        f"{name}: {LATERAL_NAMES[traj.lateral[k]]}, {LONGITUDINAL_NAMES[traj.longitudinal[k]]}"
+        for k, name in enumerate(HORIZON_NAMES)
     )
 
 

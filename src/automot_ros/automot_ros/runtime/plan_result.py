@@ -8,8 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-# Horizons of the three meta-actions and the spacing of the waypoints (DESIGN.md section 1).
-META_ACTION_HORIZONS_S = (0.0, 1.0, 2.0)
+# Spacing of the waypoints (DESIGN.md section 1).
 WAYPOINT_DT_S = 0.5
 
 

@@ -82,7 +82,7 @@ class ActionNode(Node):
         try:
             self.route_xy = path_to_xy(msg)
         except InputError as error:
-            self.get_logger().warn(f"route dropped: {error}", throttle_duration_sec=self.params.error_log_period_s)
+            self.get_logger().warning(f"route dropped: {error}", throttle_duration_sec=self.params.error_log_period_s)
 
     def on_synchronized(self, *msgs) -> None:
         *images, odom = msgs
@@ -95,7 +95,7 @@ class ActionNode(Node):
         except InputError as error:
             result = self.runner.input_error(stamp_ns, str(error))
         if result.status == PlanStatus.INPUT_ERROR:
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"input error ({self.runner.status_counts[PlanStatus.INPUT_ERROR]} so far): {result.error}",
                 throttle_duration_sec=self.params.error_log_period_s,
             )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 
 def load_model(params):
@@ -26,25 +29,31 @@ def default_segment(namespace: str) -> str:
     return f"automot_context_{cleaned or 'root'}"
 
 
-def run(node_cls, args=None, threads: int = 1) -> int:
-    """Init rclpy, spin ``node_cls`` until SIGINT/SIGTERM, always destroy it; exit code."""
-    # rclpy's own SIGINT/SIGTERM handling shuts the context down, spin returns, and the
-    # node's destroy_node() releases what it holds (the context writer unlinks its segment).
-    rclpy.init(args=args if args is not None else sys.argv)
+def run(node_cls, args=None) -> int:
+    """Init rclpy, spin ``node_cls`` until SIGINT/SIGTERM, always destroy it; exit code.
+
+    The signals only set a flag: the spin loop ends, callbacks finish, and only then is the
+    node destroyed (the context writer unlinks its segment) and the context shut down. With
+    rclpy's own handlers the context would be invalidated under running callbacks.
+    """
+    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = None
-    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    executor = SingleThreadedExecutor()
     try:
         node = node_cls()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        while not stop.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
     except ValueError as error:  # bad parameters or model config: say so, exit non-zero
         print(f"[{node_cls.__name__}] error: {error}", file=sys.stderr)
         return 2
     finally:
-        executor.shutdown()  # no callback may run while the node releases its resources
+        executor.shutdown()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0

@@ -1,15 +1,15 @@
 """language_node: the `ask` service answers questions about the scene and the car's intent
 from the newest Understanding-Expert context (only the question and answer are decoded).
 
-Requests are served one at a time in their own callback group, so context announcements
-keep arriving while an answer is decoded; question length and decode time are bounded.
+Requests are served one at a time; question length and decode time are bounded, so a
+caller waits at most max_decode_time_s per question ahead of it. The other nodes run in
+their own processes and never wait for an answer.
 """
 
 from __future__ import annotations
 
 from automot_msgs.msg import ContextInfo
 from automot_msgs.srv import Ask
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
 from automot_ros.nodes.common import load_model, run
@@ -28,7 +28,7 @@ class LanguageNode(Node):
         self.runner = LanguageRunner(model, self.contexts, p.max_question_chars, p.max_new_tokens,
                                      p.max_decode_time_s)
         self.create_subscription(ContextInfo, "context", self.on_context, 10)
-        self.create_service(Ask, "ask", self.on_ask, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_service(Ask, "ask", self.on_ask)
         self.get_logger().info(f"model {model.model_id}: answering on {self.resolve_service_name('ask')}")
 
     def on_context(self, msg: ContextInfo) -> None:
@@ -49,7 +49,7 @@ class LanguageNode(Node):
 
 
 def main(args=None):
-    raise SystemExit(run(LanguageNode, args, threads=2))
+    raise SystemExit(run(LanguageNode, args))
 
 
 if __name__ == "__main__":

@@ -2,16 +2,18 @@
 
 Subscribes camera/<name>/image_raw, ego/odom and route; every 1/rate_hz it prefills the
 newest frames and the instruction, writes a slot of its segment and publishes ContextInfo
-on `context`. The prefill runs in its own callback group so frames keep arriving meanwhile.
+on `context`. The prefill runs in a worker thread of its own (torch releases the GIL), so
+the executor keeps taking frames while it runs: the history stays complete even when a
+prefill takes longer than a frame period.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from automot_msgs.msg import ContextInfo
 from nav_msgs.msg import Odometry, Path
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
@@ -41,8 +43,10 @@ class UnderstandingNode(Node):
         self.create_subscription(Image, f"camera/{p.cameras[0]}/image_raw", self.on_image, SENSOR_QOS)
         self.create_subscription(Odometry, "ego/odom", self.on_odom, SENSOR_QOS)
         self.create_subscription(Path, "route", self.on_route, ROUTE_QOS)
-        self.create_timer(1.0 / p.rate_hz, self.on_tick, callback_group=MutuallyExclusiveCallbackGroup())
         self._last_wait_log = 0.0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._prefill_loop, name="ue_prefill", daemon=True)
+        self._worker.start()
         self.get_logger().info(
             f"model {model.model_id} on {p.device}; context segment /dev/shm/{segment}; {p.rate_hz:g} Hz"
         )
@@ -53,21 +57,29 @@ class UnderstandingNode(Node):
                 raise InputError(f"image from unknown camera frame {msg.header.frame_id!r}")
             self.runner.add_frame(stamp_to_ns(msg.header.stamp), to_rgb(msg))
         except InputError as error:
-            self.get_logger().warn(f"camera frame dropped: {error}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"camera frame dropped: {error}", throttle_duration_sec=2.0)
 
     def on_odom(self, msg: Odometry) -> None:
         try:
             self.runner.set_ego(odometry_to_ego(msg))
         except InputError as error:
-            self.get_logger().warn(f"odometry dropped: {error}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"odometry dropped: {error}", throttle_duration_sec=2.0)
 
     def on_route(self, msg: Path) -> None:
         try:
             self.runner.set_route(path_to_xy(msg))
         except InputError as error:
-            self.get_logger().warn(f"route dropped: {error}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"route dropped: {error}", throttle_duration_sec=2.0)
 
-    def on_tick(self) -> None:
+    def _prefill_loop(self) -> None:
+        """Prefill at rate_hz: a tick starts every period, or at once when one ran over."""
+        period = 1.0 / self.params.rate_hz
+        next_start = time.monotonic()
+        while not self._stop.wait(max(0.0, next_start - time.monotonic())):
+            next_start = max(next_start + period, time.monotonic())
+            self.tick()
+
+    def tick(self) -> None:
         published = self.runner.tick()
         if published is None:
             now = time.monotonic()
@@ -78,12 +90,14 @@ class UnderstandingNode(Node):
         self.context_pub.publish(context_info_msg(published, self.runner.segment))
 
     def destroy_node(self):
+        self._stop.set()
+        self._worker.join()
         self.runner.close()
         return super().destroy_node()
 
 
 def main(args=None):
-    raise SystemExit(run(UnderstandingNode, args, threads=2))
+    raise SystemExit(run(UnderstandingNode, args))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,13 @@ class FrameHistory:
         self._stamps.clear()
         self._images.clear()
 
+    def __len__(self) -> int:
+        return len(self._stamps)
+
+    @property
+    def span_s(self) -> float:
+        return (self._stamps[-1] - self._stamps[0]) / 1e9 if self._stamps else 0.0
+
     @property
     def newest_stamp_ns(self):
         return self._stamps[-1] if self._stamps else None

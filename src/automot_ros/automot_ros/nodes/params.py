@@ -62,6 +62,8 @@ class UnderstandingParams(ModelParams, CameraParams):
 @dataclass
 class ActionParams(ModelParams, CameraParams):
     backend: str = "torch"
+    engine_dir: str = ""
+    precision: str = "fp32"
     queue_size: int = 10
     slop_s: float = 0.05
     max_context_age_s: float = 3.0
@@ -72,8 +74,13 @@ class ActionParams(ModelParams, CameraParams):
     def validate(self) -> None:
         ModelParams.validate(self)
         CameraParams.validate(self)
-        if self.backend != "torch":
-            raise ValueError(f"parameter 'backend' must be torch, got {self.backend!r}")
+        from automot_ros.engines.artifacts import PRECISIONS
+        from automot_ros.runtime.backends.factory import BACKEND_NAMES
+
+        if self.backend not in BACKEND_NAMES:
+            raise ValueError(f"parameter 'backend' must be one of {', '.join(BACKEND_NAMES)}, got {self.backend!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"parameter 'precision' must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.queue_size < 1 or self.slop_s < 0 or self.max_context_age_s <= 0:
             raise ValueError("queue_size >= 1, slop_s >= 0 and max_context_age_s > 0 are required")
 

@@ -34,8 +34,9 @@ class NodeSpec:
 
 class Supervisor:
     def __init__(self, specs: List[NodeSpec], namespace: str = "/automot", use_sim_time: bool = False,
-                 stop_timeout_s: float = 10.0):
+                 stop_timeout_s: float = 10.0, output=None):
         self.specs = specs
+        self.output = output  # a file for the nodes' stdout and stderr (default: inherited)
         self.namespace = namespace
         self.use_sim_time = use_sim_time
         self.stop_timeout_s = stop_timeout_s
@@ -43,7 +44,9 @@ class Supervisor:
 
     def start(self) -> None:
         for spec in self.specs:
-            self.processes[spec.executable] = subprocess.Popen(spec.command(self.namespace, self.use_sim_time))
+            redirect = {} if self.output is None else {"stdout": self.output, "stderr": subprocess.STDOUT}
+            self.processes[spec.executable] = subprocess.Popen(spec.command(self.namespace, self.use_sim_time),
+                                                               **redirect)
 
     def failed(self) -> Optional[str]:
         """Name and exit code of a node that exited, if any."""

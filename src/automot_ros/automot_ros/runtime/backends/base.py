@@ -14,6 +14,7 @@ class ActionBackend(abc.ABC):
     """Runs the Action Expert for one input on a context read from shared memory."""
 
     #: Reported in DrivingPlan.backend: torch, onnxruntime-cpu, onnxruntime-cuda, tensorrt.
+    #: ``runtime.backends.factory.select_backend`` builds one by name (or ``auto``).
     name: str
 
     @abc.abstractmethod
@@ -21,3 +22,11 @@ class ActionBackend(abc.ABC):
             speed_mps: float) -> Trajectory:
         """context.kv [layers, 2, kv_heads, tokens, head_dim]; scene_chw [3, H, W] uint8;
         target_points [2, 2] m in the ego frame; speed in m/s."""
+
+    def close(self) -> None:
+        """Release what the backend holds (device buffers); the default holds nothing."""
+
+
+class BackendUnavailable(ValueError):
+    """A backend cannot run here (library, GPU or engine file missing); the message says
+    why and what to do. A ValueError, so a node exits with the message (code 2)."""

@@ -1,0 +1,1 @@
+"""Export, TensorRT build and the engine files of the Action Expert (no ROS, lazy heavy imports)."""

@@ -4,6 +4,7 @@ checks that a test left nothing behind (processes, shared-memory segments)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -15,6 +16,13 @@ SHM_DIR = Path("/dev/shm")
 
 def automot_segments() -> set:
     return {p.name for p in SHM_DIR.glob("*automot*")} if SHM_DIR.is_dir() else set()
+
+
+def owned_by_another_live_session(segment: str) -> bool:
+    """Test segments carry their session's pid in the name; one naming another live process
+    (a second pytest run on the machine) is not this session's to answer for."""
+    pids = {int(token) for token in re.findall(r"\d+", segment)}
+    return os.getpid() not in pids and any(Path(f"/proc/{pid}").exists() for pid in pids)
 
 
 def child_pids() -> list:

@@ -108,11 +108,11 @@ class _BagRecorder:
 
     def __init__(self, path: Path, route: np.ndarray, seed: int, description: dict):
         from automot_ros.data.bag_io import BagWriter
-        from automot_ros.data.synthetic_bag import _Builder
+        from automot_ros.data.bag_io import MessageBuilder
 
         self.topics = {"camera": "/automot/camera/front/image_raw", "odom": "/automot/ego/odom",
                        "route": "/automot/route", "agents": "/automot/agents"}
-        self.build = _Builder()
+        self.build = MessageBuilder()
         self.writer = BagWriter(path, storage="mcap", compress=True)
         self.writer.set_custom_data("automot.simulated", "metadrive")
         self.writer.set_custom_data("automot.description", json.dumps(description))

@@ -98,18 +98,25 @@ class ActionExpert(nn.Module):
 
     def forward(self, context_kv: torch.Tensor, scene_input: torch.Tensor,
                 target_points: torch.Tensor, speed: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """context_kv [layers, 2, ue_kv_heads, T, head_dim] (positions 0..T-1, read only),
-        scene_input [B, 3, Hs, Ws], target_points [B, 2, 2], speed [B] -> see ``heads``."""
+        """context_kv [layers, 2, ue_kv_heads, T, head_dim] (positions 0..T-1, read only;
+        one context for the whole batch), or [B, layers, 2, kv, T, head_dim] (one context per
+        item, training; kv >= the AE's kv_heads), scene_input [B, 3, Hs, Ws], target_points
+        [B, 2, 2], speed [B] -> see ``heads``."""
         x = self.embed(scene_input, target_points, speed)
         b, n, _ = x.shape
-        t = context_kv.shape[3]
+        per_item = context_kv.ndim == 6
+        t = context_kv.shape[-2]
         cos, sin = self.rotary(torch.arange(n, device=x.device) + t)
         mask = torch.cat([self.mask.new_ones(n, t), self.mask], dim=1)  # [N, T + N]
         kv_heads = self.cfg.kv_heads
         for i, block in enumerate(self.blocks):
             q, k, v = block.qkv(x, cos, sin)
-            ctx_k = context_kv[i, 0, :kv_heads].expand(b, -1, -1, -1)
-            ctx_v = context_kv[i, 1, :kv_heads].expand(b, -1, -1, -1)
+            if per_item:
+                ctx_k = context_kv[:, i, 0, :kv_heads].to(q.dtype)
+                ctx_v = context_kv[:, i, 1, :kv_heads].to(q.dtype)
+            else:
+                ctx_k = context_kv[i, 0, :kv_heads].expand(b, -1, -1, -1)
+                ctx_v = context_kv[i, 1, :kv_heads].expand(b, -1, -1, -1)
             out = attend(q, torch.cat([ctx_k, k], 2), torch.cat([ctx_v, v], 2), mask)
             x = block.finish(x, out)
         return self.heads(self.norm(x))

@@ -140,6 +140,58 @@ class AutoMoT(nn.Module):
                                             max_new_tokens, max_time_s)
         return Answer(self.tokenizer.decode(out), tuple(out), reason)
 
+    # ----- Training and batched passes of the Understanding Expert ----------------------
+
+    def _batched_context(self, frames: torch.Tensor, instruction: Instruction) -> torch.Tensor:
+        self._check_frames(frames)
+        frames = frames if frames.ndim == 5 else frames[None]
+        ids = self.instruction_ids(instruction).to(frames.device)
+        if ids.shape[0] == 1 and frames.shape[0] > 1:
+            ids = ids.expand(frames.shape[0], -1)
+        if ids.shape[0] != frames.shape[0]:
+            raise ValueError(f"{ids.shape[0]} instructions for {frames.shape[0]} frame histories")
+        return self._context_embeddings(frames, ids)
+
+    def context_kv(self, frames: torch.Tensor, instruction: Instruction,
+                   kv_heads: Optional[int] = None) -> torch.Tensor:
+        """Batched ``understand``: frames uint8 [B, T, 3, H, W], instruction (one str for
+        all, B strs, or ids [B, L_after]) -> contexts [B, layers, 2, kv_heads, tokens,
+        head_dim] (``kv_heads``: keep the first ones only, e.g. the AE's count; default
+        all). Item b equals ``understand(frames[b], instruction[b]).kv``. Not in inference
+        mode: wrap it in ``torch.no_grad()`` where no gradient is needed."""
+        x = self._batched_context(frames, instruction)
+        heads = self.cfg.decoder.kv_heads if kv_heads is None else kv_heads
+        return self.decoder.causal(x, kv_heads=heads, kv_only=True)[1]
+
+    def qa_token_ids(self, question: str, answer: str) -> Tuple[Tuple[int, ...], int]:
+        """Token ids that follow a context in a question-answer exchange: the question's
+        chat turn and assistant prefix (exactly what ``answer`` feeds), the answer, and the
+        end-of-turn token ``answer`` stops at; and the index of the answer's first token."""
+        prompt = self.tokenizer.encode(question_text(self.tokenizer, question))
+        reply = self.tokenizer.encode(answer) + [self.tokenizer.eos_ids[0]]
+        return tuple(prompt + reply), len(prompt)
+
+    def text_logits(self, frames: torch.Tensor, instruction: Instruction,
+                    text_ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced next-token logits of text after a context (the answers' training
+        pass; differentiable, one causal pass over context + text).
+
+        frames uint8 [B, T, 3, H, W] (or [T, 3, H, W] for B = 1), instruction as in
+        ``context_kv``, text_ids int64 [B, N] (e.g. ``qa_token_ids``; right-padding is
+        harmless: no earlier position sees it) -> logits [B, N, vocab]: row i scores
+        text_ids[:, i] given the context and text_ids[:, :i] (row 0 comes from the
+        context's last token).
+        """
+        if not isinstance(text_ids, torch.Tensor) or text_ids.ndim != 2 or text_ids.dtype != torch.long:
+            raise ValueError(f"text_ids must be int64 [B, N], got {getattr(text_ids, 'dtype', type(text_ids))} "
+                             f"{list(getattr(text_ids, 'shape', []))}")
+        x_ctx = self._batched_context(frames, instruction)
+        if text_ids.shape[0] != x_ctx.shape[0] or text_ids.shape[1] < 1:
+            raise ValueError(f"text_ids {list(text_ids.shape)} do not fit a batch of {x_ctx.shape[0]}")
+        x = torch.cat([x_ctx, self.decoder.embed_tokens(text_ids[:, :-1].to(x_ctx.device))], dim=1)
+        hidden, _ = self.decoder.causal(x)
+        return self.decoder.logits(hidden[:, x_ctx.shape[1] - 1:])
+
     # ----- Action Expert ---------------------------------------------------------------
 
     def _check_context(self, context: ContextCache) -> None:

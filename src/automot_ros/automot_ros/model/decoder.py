@@ -60,6 +60,32 @@ class Decoder(nn.Module):
             x = block.finish(x, out)
         return self.norm(x)
 
+    def causal(self, x: torch.Tensor, kv_heads: Optional[int] = None,
+               kv_only: bool = False) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Batched causal pass from position 0 without a cache buffer (training, batched
+        prefill); differentiable.
+
+        x [B, L, hidden] embeddings at positions 0..L-1; ``kv_heads``: keep every layer's
+        K/V of the first ``kv_heads`` KV heads (None: keep none); ``kv_only``: skip what
+        only the hidden states need (the last layer's attention and MLP). Returns (normed
+        final hidden states [B, L, hidden] or None with ``kv_only``, K/V [B, layers, 2,
+        kv_heads, L, head_dim] or None).
+        """
+        n = x.shape[1]
+        cos, sin = self.rotary(torch.arange(n, device=x.device))
+        mask = causal_mask(n, 0, x.device)
+        kvs = []
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            q, k, v = block.qkv(x, cos, sin)
+            if kv_heads is not None:
+                kvs.append(torch.stack([k[:, :kv_heads], v[:, :kv_heads]], 1))
+            if kv_only and i == last:
+                break
+            x = block.finish(x, attend(q, k, v, mask))
+        kv = torch.stack(kvs, 1) if kv_heads is not None else None
+        return (None if kv_only else self.norm(x)), kv
+
     def generate(self, context_kv: torch.Tensor, prompt_ids: Sequence[int],
                  eos_ids: Sequence[int], max_new_tokens: int,
                  max_time_s: Optional[float] = None) -> Tuple[List[int], str]:

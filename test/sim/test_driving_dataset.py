@@ -1,0 +1,89 @@
+"""The training Dataset (data/dataset.py) over a hand-built stored episode: model-ready tensors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sim_scenes import straight_episode, straight_road
+
+from automot_ros.data.collect import episode_name, write_episode
+from automot_ros.data.dataset import DrivingDataset, Episode, collate
+from automot_ros.data.sensors import render_bev, render_front
+from automot_ros.sim.state import SimState
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    road = straight_road(-60.0, 500.0)
+    entries = []
+    for seed in (0, 1):
+        log = straight_episode(speed=8.0 + seed, seconds=6.0)
+        log.seed = seed
+        # A car 20 m ahead of the ego, keeping pace.
+        rows = [np.array([[1, log.ego[k, 0] + 20.0, 0.0, 4.5, 1.9, 0.0, log.ego[k, 3], 1.5]]) for k in range(log.num_frames)]
+        log.agent_rows = np.concatenate(rows)
+        log.agent_offsets = np.arange(log.num_frames + 1)
+        fronts, bevs = [], []
+        for k in range(log.num_frames):
+            state = SimState(t_s=k * log.dt_s, ego=log.ego_pose(k), road=road, route=log.route,
+                             agent_boxes=log.agents(k)[:, [1, 2, 3, 4, 5]])
+            fronts.append(render_front(state))
+            bevs.append(render_bev(state).transpose(1, 2, 0))
+        write_episode(root, episode_name(seed), log, fronts, bevs)
+        entries.append({"seed": seed, "file": f"episodes/{episode_name(seed)}.npz"})
+    (root / "manifest.json").write_text(json.dumps({"splits": {"train": [0], "heldout": [1]}, "episodes": entries}))
+    return root
+
+
+def test_stored_episode_round_trips(store):
+    ep = Episode.load(store / "episodes" / "seed_000000.npz")
+    assert ep.log.num_frames == 121 and ep.num_samples == len(ep.arrays["sample_frame"]) > 0
+    front, bev = ep.front(30), ep.bev(30)
+    assert front.shape == (128, 256, 3) and bev.shape == (3, 128, 256)
+    # PNG is lossless: the stored images are the rendered ones.
+    state = SimState(t_s=1.5, ego=ep.log.ego_pose(30), road=straight_road(-60.0, 500.0), route=ep.log.route,
+                     agent_boxes=ep.log.agents(30)[:, [1, 2, 3, 4, 5]])
+    np.testing.assert_array_equal(front, render_front(state))
+    np.testing.assert_array_equal(bev, render_bev(state))
+    assert set(ep.qa) == set(range(ep.num_samples))
+
+
+def test_items_are_model_ready(store):
+    data = DrivingDataset(store, "train", model="tiny")
+    assert len(data) == len(DrivingDataset(store, "train"))
+    item = data[0]
+    assert item["frames"].shape == (4, 3, 64, 128) and item["frames"].dtype == torch.uint8
+    assert item["scene_input"].shape == (3, 64, 128) and item["scene_input"].dtype == torch.uint8
+    assert item["target_points"].shape == (2, 2) and item["speed"].shape == ()
+    assert item["future_xy"].shape == (6, 2) and item["path_xy"].shape == (20, 2) and item["labels"].shape == (3, 2)
+    assert item["instruction"].startswith("Next target points: (+010.0, +000.0) m and (+020.0, +000.0) m.")
+    np.testing.assert_allclose(item["future_xy"][:, 0].numpy(), 4.0 * np.arange(1, 7), atol=1e-4)
+    lead = [r for r in item["qa"] if r["kind"] == "lead"][0]
+    assert lead["fields"]["lead"] is True and lead["fields"]["distance_m"] == pytest.approx(15.5, abs=0.1)
+    boxes = data.agent_boxes_future(0)
+    assert len(boxes) == 6 and all(b.shape == (1, 5) for b in boxes)
+    np.testing.assert_allclose([b[0, 0] for b in boxes], 20.0 + 4.0 * np.arange(1, 7), atol=1e-6)
+    full = DrivingDataset(store, "heldout")
+    assert full[0]["frames"].shape == (4, 3, 128, 256) and full[0]["seed"] == 1
+
+
+def test_a_batch_runs_through_the_tiny_model(store):
+    from automot_ros.model import build_model
+
+    data = DrivingDataset(store, "all", model="tiny")
+    batch = collate([data[0], data[len(data) - 1]])
+    assert batch["frames"].shape == (2, 4, 3, 64, 128) and isinstance(batch["instruction"], list)
+    model = build_model("tiny")
+    plan = model.forward_sync(batch["frames"], batch["instruction"], batch["scene_input"], batch["target_points"],
+                              batch["speed"])
+    assert plan.waypoints.shape == batch["future_xy"].shape and plan.path.shape == batch["path_xy"].shape
+    assert plan.lateral_logits.shape[:2] == batch["labels"].shape[:2]
+
+
+def test_unknown_split_is_refused(store):
+    with pytest.raises(ValueError, match="split"):
+        DrivingDataset(store, "validation")

@@ -9,12 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+import cv2
 import pytest
 from automot_msgs.msg import ContextInfo, DrivingPlan
 from automot_msgs.srv import Ask
 from nav_msgs.msg import Odometry, Path as PathMsg
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from automot_ros.data.ego import EgoState
 from automot_ros.data.synthetic import SyntheticScenario
@@ -217,4 +217,28 @@ def test_bad_inputs_give_input_error_and_nodes_stay_alive(rclpy_node, stack):
     assert action.alive()
     bad_plan = next(p for p in probe.plans if p.status == INPUT_ERROR)
     assert not bad_plan.path and not bad_plan.waypoints
+    assert action.stop() == 0
+
+
+def test_action_node_plans_from_compressed_images(rclpy_node, stack):
+    probe = Probe(rclpy_node)
+    action = stack.start("action_node", image_transport="compressed")
+    camera_pub = rclpy_node.create_publisher(CompressedImage, f"{NAMESPACE}/camera/front/image_raw/compressed",
+                                             SENSOR_QOS)
+    odom_pub = rclpy_node.create_publisher(Odometry, f"{NAMESPACE}/ego/odom", SENSOR_QOS)
+    route_pub = rclpy_node.create_publisher(PathMsg, f"{NAMESPACE}/route", ROUTE_QOS)
+    scenario = SyntheticScenario(image_height=64, image_width=128)
+    route_pub.publish(xy_to_path(scenario.route(), ns_to_stamp(0), "odom"))
+    ok, jpeg = cv2.imencode(".jpg", scenario.render(scenario.ego_at(0.0, 0))[:, :, ::-1])
+    t0 = time.time_ns()
+    for k in range(100):
+        stamp = ns_to_stamp(t0 + k * 100_000_000)
+        image = CompressedImage(format="jpeg", data=jpeg.tobytes())
+        image.header.stamp = stamp
+        odom = ego_to_odometry(EgoState(t0 + k * 100_000_000, 0.0, 0.0, 0.0, 5.0), "odom")
+        camera_pub.publish(image)
+        odom_pub.publish(odom)
+        if probe.spin(0.2, until=lambda: any(p.status == NO_CONTEXT for p in probe.plans)):
+            break
+    assert any(p.status == NO_CONTEXT for p in probe.plans), action.output()[-2000:]
     assert action.stop() == 0

@@ -12,7 +12,6 @@ from automot_msgs.msg import ContextInfo, DrivingPlan
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
 from automot_ros.errors import InputError
@@ -21,7 +20,7 @@ from automot_ros.nodes.params import ActionParams, declare
 from automot_ros.ros.context_conv import announcement_from_msg
 from automot_ros.ros.diagnostics_conv import diagnostics_msg
 from automot_ros.ros.qos import ROUTE_QOS, SENSOR_QOS
-from automot_ros.ros.image_conv import to_rgb
+from automot_ros.ros.image_conv import camera_topic, to_rgb
 from automot_ros.ros.odometry_conv import odometry_to_ego
 from automot_ros.ros.plan_conv import plan_to_markers, plan_to_msg, plan_to_path
 from automot_ros.ros.route_conv import path_to_xy
@@ -63,7 +62,7 @@ class ActionNode(Node):
         self.sync.register_callback(self.on_synchronized)
         for index, camera in enumerate(p.cameras):
             self.create_subscription(
-                Image, f"camera/{camera}/image_raw", lambda msg, i=index: self.sync.add_msg(i, msg),
+                *camera_topic(camera, p.image_transport), lambda msg, i=index: self.sync.add_msg(i, msg),
                 SENSOR_QOS,
             )
         self.create_subscription(

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 from typing import List
 
 
+# raw: sensor_msgs/Image on camera/<name>/image_raw; compressed: sensor_msgs/CompressedImage
+# (jpeg/png) on camera/<name>/image_raw/compressed, as image_transport names them.
+IMAGE_TRANSPORTS = ("raw", "compressed")
+
+
 @dataclass
 class ModelParams:
     model: str = "smol"
@@ -32,8 +37,11 @@ class CameraParams:
     cameras: List[str] = field(default_factory=lambda: ["front"])
     camera_frame_ids: List[str] = field(default_factory=lambda: [""])
     route_lookahead_m: List[float] = field(default_factory=lambda: [10.0, 20.0])
+    image_transport: str = "raw"
 
     def validate(self) -> None:
+        if self.image_transport not in IMAGE_TRANSPORTS:
+            raise ValueError(f"parameter 'image_transport' must be one of {IMAGE_TRANSPORTS}, got {self.image_transport!r}")
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"parameter 'cameras' must list distinct names, got {self.cameras}")
         if len(self.camera_frame_ids) != len(self.cameras):

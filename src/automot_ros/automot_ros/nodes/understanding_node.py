@@ -1,6 +1,6 @@
 """understanding_node: camera history + route + speed -> UE prefill -> shared-memory context.
 
-Subscribes camera/<name>/image_raw, ego/odom and route; every 1/rate_hz it prefills the
+Subscribes camera/<name>/image_raw (or its compressed topic), ego/odom and route; every 1/rate_hz it prefills the
 newest frames and the instruction, writes a slot of its segment and publishes ContextInfo
 on `context`. The prefill runs in a worker thread of its own (torch releases the GIL), so
 the executor keeps taking frames while it runs: the history stays complete even when a
@@ -15,14 +15,13 @@ import time
 from automot_msgs.msg import ContextInfo
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
-from sensor_msgs.msg import Image
 
 from automot_ros.errors import InputError
 from automot_ros.nodes.common import default_segment, load_model, run
 from automot_ros.nodes.params import UnderstandingParams, declare
 from automot_ros.ros.context_conv import context_info_msg
 from automot_ros.ros.qos import ROUTE_QOS, SENSOR_QOS
-from automot_ros.ros.image_conv import to_rgb
+from automot_ros.ros.image_conv import camera_topic, to_rgb
 from automot_ros.ros.odometry_conv import odometry_to_ego
 from automot_ros.ros.route_conv import path_to_xy
 from automot_ros.ros.time_conv import stamp_to_ns
@@ -40,7 +39,7 @@ class UnderstandingNode(Node):
         )
         self.expected_frame_id = p.camera_frame_ids[0]
         self.context_pub = self.create_publisher(ContextInfo, "context", 10)
-        self.create_subscription(Image, f"camera/{p.cameras[0]}/image_raw", self.on_image, SENSOR_QOS)
+        self.create_subscription(*camera_topic(p.cameras[0], p.image_transport), self.on_image, SENSOR_QOS)
         self.create_subscription(Odometry, "ego/odom", self.on_odom, SENSOR_QOS)
         self.create_subscription(Path, "route", self.on_route, ROUTE_QOS)
         self._last_wait_log = 0.0
@@ -51,7 +50,7 @@ class UnderstandingNode(Node):
             f"model {model.model_id} on {p.device}; context segment /dev/shm/{segment}; {p.rate_hz:g} Hz"
         )
 
-    def on_image(self, msg: Image) -> None:
+    def on_image(self, msg) -> None:
         try:
             if self.expected_frame_id and msg.header.frame_id != self.expected_frame_id:
                 raise InputError(f"image from unknown camera frame {msg.header.frame_id!r}")

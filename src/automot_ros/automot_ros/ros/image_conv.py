@@ -48,6 +48,13 @@ def to_rgb(msg) -> np.ndarray:
     return compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
 
 
+def camera_topic(camera: str, transport: str):
+    """(message type, topic) of a camera under image_transport's naming."""
+    if transport == "compressed":
+        return CompressedImage, f"camera/{camera}/image_raw/compressed"
+    return Image, f"camera/{camera}/image_raw"
+
+
 def rgb_to_image(rgb: np.ndarray, stamp, frame_id: str) -> Image:
     """[H, W, 3] uint8 RGB -> an rgb8 Image (bytes fill the uint8[] field fast)."""
     msg = Image()

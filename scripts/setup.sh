@@ -19,6 +19,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $("$PYTHON" --version)"
   "$PYTHON" -m venv "$VENV"
 fi
+# The ROS wheels put package.xml files under .venv/share: keep `colcon build` at the
+# repository root from taking them for workspace packages.
+touch "$VENV/COLCON_IGNORE"
 
 # Reinstall only when a requirements file changed: their hash is stamped into the venv.
 stamp="$VENV/.automot-requirements.sha256"

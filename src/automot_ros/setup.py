@@ -43,6 +43,7 @@ setup(
             "action_node = automot_ros.nodes.action_node:main",
             "language_node = automot_ros.nodes.language_node:main",
             "synthetic_source = automot_ros.nodes.synthetic_source:main",
+            "sim_bridge = automot_ros.nodes.sim_bridge:main",
             "automot = automot_ros.cli:main",
         ],
     },

@@ -7,6 +7,8 @@
     automot replay BAG       play a rosbag2 into the stack, record its plans, score them (report)
     automot data synth-bag   write a short SYNTHETIC bag (camera, odometry, route, agent boxes)
     automot data collect     drive MetaDrive's expert: bags and training samples (+ QA)
+    automot eval closed-loop MetaDrive in closed loop with the stack (async/sync) and baselines; report
+    automot train            train the projector and the Action Expert (torchrun-ready)
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import time
 from pathlib import Path
 
 from automot_ros.engines.cli import add_engines_parser
+from automot_ros.eval.cli import add_eval_parser
+from automot_ros.train.cli import add_train_parser
 from automot_ros.paths import config_dir
 
 DEFAULT_QUESTION = "What should the car do next, and why?"
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect.set_defaults(func=cmd_collect)
 
     add_engines_parser(commands)
+    add_eval_parser(commands)
+    add_train_parser(commands)
     return parser
 
 

@@ -105,6 +105,48 @@ class LanguageParams(ModelParams):
             raise ValueError("max_question_chars, max_new_tokens and max_decode_time_s must be positive")
 
 
+@dataclass
+class SimBridgeParams:
+    """The closed-loop simulator bridge (nodes/sim_bridge.py; not part of the vehicle stack,
+    so not in drive.yaml): which episodes to drive and how to step in lockstep."""
+
+    seeds: List[int] = field(default_factory=lambda: [0])
+    out_dir: str = ""  # episodes are written to <out_dir>/episodes/seed_NNNNNN.npz
+    policy: str = "automot"  # the name recorded in the episode logs
+    mode: str = "async"  # async: the plan of frame k uses an older context; sync: the context of frame k
+    map_blocks: int = 3
+    traffic_density: float = 0.08
+    max_seconds: float = 90.0
+    stuck_seconds: float = 20.0
+    # Mirror of the understanding node's settings (rate_hz in sim time, frame history), to
+    # know when a context is due; in sync mode the rate must equal the camera rate (20 Hz).
+    ue_rate_hz: float = 2.0
+    ue_frames: int = 4
+    ue_frame_interval_s: float = 0.25
+    camera: str = "front"  # the understanding node's camera
+    scene_camera: str = "bev"  # the action node's camera: the BEV raster it was trained on
+    odom_frame_id: str = "odom"
+    plan_timeout_s: float = 60.0  # wall time to wait for a frame's plan before going on
+    context_timeout_s: float = 60.0  # wall time to wait for a due context before going on
+    startup_timeout_s: float = 300.0  # wall time for the stack to come up
+    episode_gap_s: float = 5.0  # sim time between episodes (longer than the history and context age limit)
+    info_json: str = "{}"  # recorded in every episode log (model, checkpoint, ...)
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ValueError("parameter 'seeds' must list at least one seed")
+        if not self.out_dir:
+            raise ValueError("parameter 'out_dir' must name the output directory")
+        if self.mode not in ("async", "sync"):
+            raise ValueError(f"parameter 'mode' must be async or sync, got {self.mode!r}")
+        if self.mode == "sync" and abs(self.ue_rate_hz - 20.0) > 1e-6:
+            raise ValueError("mode sync needs ue_rate_hz 20 (a context for every frame)")
+        if min(self.max_seconds, self.plan_timeout_s, self.context_timeout_s, self.ue_rate_hz) <= 0:
+            raise ValueError("max_seconds, plan_timeout_s, context_timeout_s and ue_rate_hz must be positive")
+        if self.episode_gap_s < (self.ue_frames + 1) * self.ue_frame_interval_s:
+            raise ValueError("parameter 'episode_gap_s' must exceed the UE's frame history")
+
+
 def declare(node, params_cls):
     """Declare every field of ``params_cls`` on ``node`` and return the validated values."""
     defaults = params_cls()

@@ -5,6 +5,10 @@ newest frames and the instruction, writes a slot of its segment and publishes Co
 on `context`. The prefill runs in a worker thread of its own (torch releases the GIL), so
 the executor keeps taking frames while it runs: the history stays complete even when a
 prefill takes longer than a frame period.
+
+With use_sim_time the rate runs on sim time as the camera stamps carry it (a prefill is
+due for the first frame stamped at or after each due time; runtime/sim_time.py), so a
+lockstep simulator gets the same contexts on a slow CPU as on a fast one.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from automot_ros.ros.image_conv import camera_topic, to_rgb
 from automot_ros.ros.odometry_conv import odometry_to_ego
 from automot_ros.ros.route_conv import path_to_xy
 from automot_ros.ros.time_conv import stamp_to_ns
+from automot_ros.runtime.sim_time import SimTimeSchedule
 from automot_ros.runtime.understanding import UnderstandingRunner
 
 class UnderstandingNode(Node):
@@ -44,10 +49,14 @@ class UnderstandingNode(Node):
         self.create_subscription(Path, "route", self.on_route, ROUTE_QOS)
         self._last_wait_log = 0.0
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._prefill_loop, name="ue_prefill", daemon=True)
+        self._new_frame = threading.Event()
+        sim_time = self.get_parameter("use_sim_time").value
+        loop = self._prefill_loop_sim_time if sim_time else self._prefill_loop
+        self._worker = threading.Thread(target=loop, name="ue_prefill", daemon=True)
         self._worker.start()
         self.get_logger().info(
             f"model {model.model_id} on {p.device}; context segment /dev/shm/{segment}; {p.rate_hz:g} Hz"
+            + (" of sim time (camera stamps)" if sim_time else "")
         )
 
     def on_image(self, msg) -> None:
@@ -55,6 +64,7 @@ class UnderstandingNode(Node):
             if self.expected_frame_id and msg.header.frame_id != self.expected_frame_id:
                 raise InputError(f"image from unknown camera frame {msg.header.frame_id!r}")
             self.runner.add_frame(stamp_to_ns(msg.header.stamp), to_rgb(msg))
+            self._new_frame.set()
         except InputError as error:
             self.get_logger().warning(f"camera frame dropped: {error}", throttle_duration_sec=2.0)
 
@@ -77,6 +87,17 @@ class UnderstandingNode(Node):
         while not self._stop.wait(max(0.0, next_start - time.monotonic())):
             next_start = max(next_start + period, time.monotonic())
             self.tick()
+
+    def _prefill_loop_sim_time(self) -> None:
+        """Prefill at rate_hz of sim time: on the first frame stamped at or after each due time."""
+        schedule = SimTimeSchedule(self.params.rate_hz)
+        while not self._stop.is_set():
+            if not self._new_frame.wait(0.1):
+                continue
+            self._new_frame.clear()
+            stamp_ns = self.runner.newest_stamp_ns()
+            if stamp_ns is not None and schedule.due(stamp_ns):
+                self.tick()
 
     def tick(self) -> None:
         published = self.runner.tick()

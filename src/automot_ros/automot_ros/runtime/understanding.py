@@ -66,6 +66,10 @@ class UnderstandingRunner:
         with self._lock:
             self._route = route_xy
 
+    def newest_stamp_ns(self) -> Optional[int]:
+        with self._lock:
+            return self.history.newest_stamp_ns
+
     def waiting_for(self) -> str:
         """Why ``tick`` would not run now ("" when it would)."""
         with self._lock:

@@ -1,0 +1,1 @@
+"""Vehicle control from a DrivingPlan (no ROS): path tracking and speed tracking."""

@@ -1,0 +1,93 @@
+"""`automot eval ...`: evaluation commands (argument parsing only; the work is imported lazily).
+
+    automot eval closed-loop   MetaDrive in closed loop with the stack (async/sync) and baselines
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from automot_ros.paths import config_dir
+
+
+def _size(text: str):
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, got {text!r}")
+    return height, width
+
+
+def cmd_closed_loop(args) -> int:
+    from pathlib import Path
+
+    from automot_ros.closed_loop import ClosedLoopOptions, run_closed_loop, score_only
+    from automot_ros.sim.closed_loop import EpisodeSettings
+
+    if args.score_only:
+        return score_only(args.score_only, plots=not args.no_plots)
+    if args.sim != "metadrive":
+        raise SystemExit(f"automot eval closed-loop: unknown simulator {args.sim!r}")
+    if not Path(args.config).is_file():
+        raise SystemExit(f"automot eval closed-loop: parameter file {args.config} does not exist")
+    modes = [m for m in args.mode.replace("both", "async,sync").split(",") if m]
+    baselines = [b for b in args.baselines.split(",") if b and b != "none"]
+    out = args.out or f"closed-loop-{'-'.join(modes) or 'baselines'}-{__import__('time').strftime('%Y%m%d-%H%M%S')}"
+    settings = EpisodeSettings(map_blocks=args.map_blocks, traffic_density=args.traffic_density,
+                               max_seconds=args.max_seconds, stuck_seconds=args.stuck_seconds)
+    opts = ClosedLoopOptions(
+        out=out, episodes=args.episodes, seed_start=args.seed_start, manifest=args.manifest,
+        modes=[] if args.no_model else modes, baselines=baselines, model=args.model, checkpoint=args.checkpoint,
+        backend=args.backend, device=args.device, num_threads=args.num_threads, config=args.config, namespace=args.namespace, ue_rate_hz=args.ue_rate,
+        settings=settings, plan_timeout_s=args.plan_timeout, startup_timeout_s=args.startup_timeout,
+        plots=not args.no_plots, force=args.force)
+    return run_closed_loop(opts)
+
+
+def add_eval_parser(commands) -> None:
+    evaluation = commands.add_parser("eval", help="evaluation: closed loop in a simulator")
+    sub = evaluation.add_subparsers(dest="eval_command", required=True)
+    p = sub.add_parser(
+        "closed-loop", help="drive MetaDrive with the stack in closed loop (async/sync) and the baselines; report",
+        description="Run N episodes (one procedural MetaDrive map and its traffic per seed) with the stack in "
+                    "closed loop through ROS 2 (a simulator bridge steps MetaDrive in lockstep with the plans, on "
+                    "sim time), and the same seeds with the baselines; write OUT/metrics.json, report.md, "
+                    "episodes.csv and plots/. Exit code 0: reported; 1: a run failed or nothing to report.")
+    p.add_argument("--sim", default="metadrive", choices=("metadrive",), help="(default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=20, help="number of episodes (default: %(default)s)")
+    p.add_argument("--mode", default="async",
+                   help="async, sync or both (async,sync): how the Action Expert gets its context "
+                        "(default: %(default)s)")
+    p.add_argument("--model", help="model config name or YAML path (default: config's)")
+    p.add_argument("--checkpoint", help="trained checkpoint (default: config's; none = untrained)")
+    p.add_argument("--backend", help="Action Expert backend (default: config's)")
+    p.add_argument("--device", help="torch device of both experts: cpu or cuda[:N] (default: config's)")
+    p.add_argument("--num-threads", type=int, help="torch threads per node (default: config's); the lockstep "
+                                                   "loop never runs both experts at once in sync mode")
+    p.add_argument("--config", default=str(config_dir() / "drive.yaml"),
+                   help="ros__parameters file for the nodes (default: %(default)s)")
+    p.add_argument("--seed-start", type=int, help="first seed (default: 100000, or the manifest's held-out seeds)")
+    p.add_argument("--manifest", help="a data collection's manifest.json: evaluate on its held-out seeds (or check "
+                                      "that --seed-start's seeds are not in its training split)")
+    p.add_argument("--baselines", default="expert,constant-velocity",
+                   help="comma list of expert, constant-velocity, route, or none (default: %(default)s)")
+    p.add_argument("--no-model", action="store_true", help="run only the baselines")
+    p.add_argument("--out", help="output directory (default: ./closed-loop-<mode>-<date>-<time>)")
+    p.add_argument("--max-seconds", type=float, default=90.0,
+                   help="simulated time limit per episode (default: %(default)s, as the data collection)")
+    p.add_argument("--stuck-seconds", type=float, default=20.0,
+                   help="end an episode as blocked after this long without moving 1 m; 0: never "
+                        "(default: %(default)s)")
+    p.add_argument("--map-blocks", type=int, default=3, help="blocks per procedural map (default: %(default)s)")
+    p.add_argument("--traffic-density", type=float, default=0.08, help="(default: %(default)s)")
+    p.add_argument("--ue-rate", type=float, help="UE prefill rate in async mode [Hz of sim time] (default: "
+                                                 "config's rate_hz); sync mode prefills every frame")
+    p.add_argument("--namespace", default="/automot", help="node namespace (default: %(default)s)")
+    p.add_argument("--plan-timeout", type=float, default=60.0,
+                   help="longest wall-clock wait for one frame's plan or context (default: %(default)s s)")
+    p.add_argument("--startup-timeout", type=float, default=300.0,
+                   help="seconds for the stack to come up (default: %(default)s)")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    p.add_argument("--force", action="store_true", help="replace --out if it holds an earlier closed-loop output")
+    p.add_argument("--score-only", metavar="OUT_DIR", help="re-write the report of an earlier run")
+    p.set_defaults(func=cmd_closed_loop)

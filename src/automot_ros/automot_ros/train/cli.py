@@ -1,0 +1,101 @@
+"""`automot train` (and `python -m automot_ros.train`, the form torchrun starts):
+
+    automot train --config tiny --data DIR --out OUT [--stage projector|ae|all] [--steps N]
+                  [--batch B] [--lr LR] [--resume] [--seed S]
+    torchrun --nproc_per_node 2 -m automot_ros.train --config tiny --data DIR --out OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from automot_ros.train.defaults import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_STEPS, DEFAULT_UE_PERIOD_S, STAGES
+
+DESCRIPTION = (
+    "Train AutoMoT's trained parts in two stages: 'projector' (next-token CE on the QA answers through "
+    "the frozen UE decoder; trains the projector) and 'ae' (the release's AE losses on UE contexts "
+    "computed once and cached; trains the Action Expert). Writes OUT/train_log.csv and .png, "
+    "OUT/checkpoints/ (last.safetensors + last.state.pt for --resume), OUT/model.safetensors and the "
+    "release file OUT/<config>.fp16.safetensors. Under torchrun (WORLD_SIZE > 1) it trains data-"
+    "parallel: DDP (gloo on CPU, nccl on GPU), FSDP for the automot-b2d shapes; --batch is the global "
+    "batch. Seeds fix the initialization and the batch order.")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="smol", help="model config name or YAML path (default: %(default)s)")
+    parser.add_argument("--data", required=True,
+                        help="collected dataset directory (automot data collect), or synthetic[:N] (in-memory "
+                             "test data, not driving)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--stage", choices=(*STAGES, "all"), default="all", help="(default: %(default)s)")
+    parser.add_argument("--steps", type=int, help="steps per stage (default: projector %d, ae %d)"
+                        % (DEFAULT_STEPS["projector"], DEFAULT_STEPS["ae"]))
+    parser.add_argument("--projector-steps", type=int, help="steps of the projector stage (overrides --steps)")
+    parser.add_argument("--ae-steps", type=int, help="steps of the AE stage (overrides --steps)")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="global batch per step (default: %(default)s)")
+    parser.add_argument("--projector-batch", type=int, help="global batch of the projector stage (default: --batch)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: projector %g, ae %g)"
+                        % (DEFAULT_LR["projector"], DEFAULT_LR["ae"]))
+    parser.add_argument("--weight-decay", type=float, default=0.01, help="AdamW (default: %(default)s)")
+    parser.add_argument("--warmup-steps", type=int, default=50, help="(default: %(default)s, at most 10%% of a stage)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.*")
+    parser.add_argument("--init", help="start from this checkpoint's trained parts")
+    parser.add_argument("--split", default="train", help="training split of the dataset (default: %(default)s)")
+    parser.add_argument("--eval-split", default="heldout",
+                        help="AE metrics on this split after the AE stage ('' to skip; default: %(default)s)")
+    parser.add_argument("--ue-period", type=float, default=DEFAULT_UE_PERIOD_S,
+                        help="UE context period [s] for the cache's context/sample pairing (default: %(default)s)")
+    parser.add_argument("--cache-dir", help="context cache root (default: OUT/cache)")
+    parser.add_argument("--ckpt-every", type=int, default=100, help="checkpoint period [steps] (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per process (default: CPU cores / processes on this machine)")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers per process (default: %(default)s)")
+    parser.add_argument("--device", help="cpu or cuda (default: cuda if available)")
+    fsdp = parser.add_mutually_exclusive_group()
+    fsdp.add_argument("--fsdp", dest="fsdp", action="store_true", default=None, help="shard with FSDP2")
+    fsdp.add_argument("--no-fsdp", dest="fsdp", action="store_false", help="DDP even for large shapes")
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="stop after N optimizer steps of this run, checkpointed (time-boxed chunks; "
+                             "--resume continues)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-release", action="store_true", help="skip the fp16 release file")
+
+
+def options_from_args(args):
+    from automot_ros.train.trainer import TrainOptions
+
+    return TrainOptions(
+        config=args.config, data=args.data, out=args.out, stage=args.stage, steps=args.steps,
+        projector_steps=args.projector_steps, ae_steps=args.ae_steps, batch=args.batch, projector_batch=args.projector_batch, lr=args.lr,
+        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, resume=args.resume,
+        init=args.init, split=args.split, eval_split=args.eval_split or None, ue_period_s=args.ue_period,
+        cache_dir=args.cache_dir, ckpt_every=args.ckpt_every, threads=args.threads, workers=args.workers,
+        device=args.device, fsdp=args.fsdp, progress=not args.no_progress, release=not args.no_release,
+        stop_after=args.stop_after)
+
+
+def cmd_train(args) -> int:
+    from automot_ros.train.trainer import train
+
+    train(options_from_args(args))
+    return 0
+
+
+def add_train_parser(commands) -> None:
+    """Add ``train`` to the ``automot`` subcommands."""
+    parser = commands.add_parser("train", help="train the projector and the Action Expert (torchrun-ready)",
+                                 description=DESCRIPTION)
+    add_train_arguments(parser)
+    parser.set_defaults(func=cmd_train)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m automot_ros.train", description=DESCRIPTION)
+    add_train_arguments(parser)
+    return cmd_train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

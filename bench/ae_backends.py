@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from timing import timed  # bench/ is the script directory
 from automot_ros.engines.artifacts import engine_profile, nominal_context_tokens
 from automot_ros.engines.export import export_action_expert
 from automot_ros.engines.gpu import probe_gpu
@@ -36,20 +36,6 @@ from automot_ros.runtime.backends.factory import AUTO_ORDER, BackendFactory, ava
 from automot_ros.runtime.context_shm import ContextSnapshot
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ae_backends.json"
-
-
-def timed(fn, runs: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return {"median_ms": round(statistics.median(times), 3),
-            "p90_ms": round(times[min(len(times) - 1, round(0.9 * (len(times) - 1)))], 3),
-            "min_ms": round(times[0], 3), "runs": runs}
 
 
 class AEOnly:

@@ -12,26 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from timing import timed  # bench/ is the script directory
 from automot_ros.model import build_model, format_instruction
-
-
-def timed(fn, runs: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return {"median_ms": statistics.median(times), "p90_ms": times[min(len(times) - 1, round(0.9 * (len(times) - 1)))],
-            "min_ms": times[0], "runs": runs}
 
 
 def bench_config(name: str, runs: int, warmup: int) -> dict:

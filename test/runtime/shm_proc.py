@@ -12,6 +12,7 @@ Usage: shm_proc.py MODE NAME [SECONDS]. Prints one line on stdout once set up.
           close() (the segment must survive).
 """
 
+import signal
 import sys
 import time
 
@@ -38,6 +39,9 @@ def main(mode: str, name: str, seconds: float = 10.0) -> None:
         ContextWriter(name, "test-model", **SMALL)
         print("CREATED", flush=True)
         return
+    # A process started in the background (CI) may inherit SIGINT ignored, which the cleanup
+    # rightly leaves alone; these modes test the default (KeyboardInterrupt) case.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     install_signal_cleanup()
     if mode == "hold":
         w = ContextWriter(name, "test-model", **SMALL)

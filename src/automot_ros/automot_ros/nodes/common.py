@@ -29,10 +29,19 @@ def default_segment(namespace: str) -> str:
     return f"automot_context_{cleaned or 'root'}"
 
 
-def run(node_cls, args=None) -> int:
-    """Init rclpy, spin ``node_cls`` until SIGINT/SIGTERM, always destroy it; exit code.
+def spin_until_stopped(node, executor, stop: threading.Event) -> int:
+    """The default loop of ``run``: serve callbacks until a signal or shutdown."""
+    while not stop.is_set() and rclpy.ok():
+        executor.spin_once(timeout_sec=0.1)
+    return 0
 
-    The signals only set a flag: the spin loop ends, callbacks finish, and only then is the
+
+def run(node_cls, args=None, loop=spin_until_stopped) -> int:
+    """Init rclpy, run ``loop(node, executor, stop)`` on a ``node_cls`` until it returns (the
+    default: until SIGINT/SIGTERM), always destroy the node; exit code (``loop``'s, or 2 for
+    bad parameters).
+
+    The signals only set ``stop``: the loop ends, callbacks finish, and only then is the
     node destroyed (the context writer unlinks its segment) and the context shut down. With
     rclpy's own handlers the context would be invalidated under running callbacks.
     """
@@ -44,8 +53,7 @@ def run(node_cls, args=None) -> int:
     try:
         node = node_cls()
         executor.add_node(node)
-        while not stop.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
+        return loop(node, executor, stop)
     except ValueError as error:  # bad parameters or model config: say so, exit non-zero
         print(f"[{node_cls.__name__}] error: {error}", file=sys.stderr)
         return 2
@@ -56,4 +64,3 @@ def run(node_cls, args=None) -> int:
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0

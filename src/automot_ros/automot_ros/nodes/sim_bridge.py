@@ -26,25 +26,21 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
-import rclpy
 from automot_msgs.msg import ContextInfo, DrivingPlan
 from nav_msgs.msg import Odometry, Path as PathMsg
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
 from automot_ros.control.controller import PlanController, plan_from_arrays
 from automot_ros.data.ego import EgoState
+from automot_ros.nodes.common import run
 from automot_ros.nodes.params import SimBridgeParams, declare
 from automot_ros.ros.agents_conv import boxes_to_markers
 from automot_ros.ros.image_conv import rgb_to_image
@@ -232,28 +228,8 @@ class LockstepRun:
 
 
 def main(args=None) -> int:
-    """Like nodes.common.run, but the node drives the loop and exits when the episodes are done."""
-    rclpy.init(args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    node = None
-    executor = SingleThreadedExecutor()
-    code = 1
-    try:
-        node = SimBridge()
-        executor.add_node(node)
-        code = LockstepRun(node, executor, stop).run()
-    except ValueError as error:
-        print(f"[SimBridge] error: {error}", file=sys.stderr)
-        code = 2
-    finally:
-        executor.shutdown()
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return code
+    """The node drives the loop itself and exits when the episodes are done."""
+    return run(SimBridge, args, loop=lambda node, executor, stop: LockstepRun(node, executor, stop).run())
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""ament_python package of the automot stack; top-level launch/ and config/ go to share/."""
+"""ament_python package of the automot stack; top-level launch/, config/ and checkpoints/ go to share/."""
 
 import os
 from pathlib import Path
@@ -30,6 +30,7 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         *share_files("launch"),
         *share_files("config"),
+        *share_files("checkpoints"),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

@@ -35,7 +35,7 @@ def _node_args(namespace: str, backend: str, **params):
     args = [sys.executable, "-m", "automot_ros.nodes.action_node", "--ros-args", "-r", f"__ns:={namespace}",
             "-r", f"__node:=action_node_{suffix}", "-r", f"plan:=plan_{suffix}"]
     for name, value in {"model": "tiny", "backend": backend, "num_threads": 1, "max_context_age_s": 1000.0,
-                        **params}.items():
+                        "cameras": "[front]", **params}.items():
         args += ["-p", f"{name}:={value}"]
     return args
 

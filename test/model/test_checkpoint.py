@@ -7,9 +7,10 @@ import torch
 from safetensors.torch import save_file
 
 from automot_ros.model import build_model, load_checkpoint, load_model_config, save_checkpoint
-from automot_ros.model.checkpoint import trained_state_dict
+from automot_ros.model.checkpoint import resolve_checkpoint, trained_state_dict
 from automot_ros.model.release_names import ours_to_release, release_to_ours
 from automot_ros.model.summary import parameter_counts
+from automot_ros.paths import config_dir
 
 
 def test_roundtrip_keeps_config_and_outputs(tmp_path, make_inputs):
@@ -24,6 +25,25 @@ def test_roundtrip_keeps_config_and_outputs(tmp_path, make_inputs):
     assert torch.equal(a.waypoints, b.waypoints) and torch.equal(a.lateral_logits, b.lateral_logits)
     with pytest.raises(ValueError, match="another config"):
         load_checkpoint(path, "smol")
+
+
+def test_checkpoint_settings_resolve_auto_none_and_relative_paths(tmp_path, monkeypatch):
+    share = tmp_path / "share"
+    (share / "checkpoints").mkdir(parents=True)
+    (share / "config").symlink_to(config_dir())
+    monkeypatch.setenv("AUTOMOT_SHARE_DIR", str(share))
+    assert resolve_checkpoint("tiny", "auto") is None  # nothing ships for tiny: untrained
+    shipped = share / "checkpoints" / "tiny.fp16.safetensors"
+    save_checkpoint(build_model("tiny", seed=5), shipped)
+    assert resolve_checkpoint("tiny", "auto") == shipped and resolve_checkpoint("smol", "auto") is None
+    for untrained in ("", "none", None):
+        assert resolve_checkpoint("tiny", untrained) is None
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint("tiny", "checkpoints/tiny.fp16.safetensors") == shipped  # via the share dir
+    assert build_model("tiny", checkpoint="auto").model_id == load_checkpoint(shipped).model_id
+    assert build_model("tiny", checkpoint="auto").model_id != build_model("tiny", checkpoint="none").model_id
+    with pytest.raises(FileNotFoundError, match="missing.safetensors"):
+        build_model("tiny", checkpoint="missing.safetensors")
 
 
 def test_smol_checkpoint_holds_only_trained_parts(smol):

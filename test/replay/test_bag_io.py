@@ -1,6 +1,7 @@
 """Bags through rosbags (data/bag_io.py), the synthetic bag, and damaged bags: every message
 before the damage is still read, and the error names the file and the problem."""
 
+import dataclasses
 import math
 import os
 import struct
@@ -10,14 +11,16 @@ import pytest
 
 from automot_ros.data.bag_io import BagError, BagReader, BagWriter, typestore
 from automot_ros.data.replay_logs import read_ground_truth, read_recorded
-from automot_ros.data.synthetic_bag import START_NS, write_synthetic_bag
+from automot_ros.data.drive_bag import START_NS
+from automot_ros.data.sensors import AGENT_FRONT, EGO_VALUE, ROAD_EDGE, ROUTE_VALUE, render_front
+from automot_ros.data.synthetic_bag import write_synthetic_bag
 from automot_ros.data.synthetic_traffic import CAR_SIZE_M, TrafficScenario
 from automot_ros.eval.open_loop import boxes_overlap, ego_boxes_from_waypoints
 from automot_ros.eval.scoring import boxes_in_ego_frame
 from automot_ros.replay import bag_custom_data
 
-CAMERA, ODOM, ROUTE, AGENTS = ("/automot/camera/front/image_raw", "/automot/ego/odom", "/automot/route",
-                               "/automot/agents")
+CAMERA, BEV, ODOM, ROUTE, AGENTS = ("/automot/camera/front/image_raw", "/automot/camera/bev/image_raw",
+                                    "/automot/ego/odom", "/automot/route", "/automot/agents")
 
 
 def synth(tmp_path, name="bag", storage="mcap", duration_s=3.0, **kwargs):
@@ -43,8 +46,9 @@ def test_synthetic_bag_round_trip(tmp_path, storage):
     with BagReader(bag) as reader:
         assert reader.storage == storage and not reader.warnings
         assert {n: (t.msgtype, t.count) for n, t in reader.topics.items()} == {
-            CAMERA: ("sensor_msgs/msg/Image", 61), ODOM: ("nav_msgs/msg/Odometry", 61),
-            ROUTE: ("nav_msgs/msg/Path", 1), AGENTS: ("visualization_msgs/msg/MarkerArray", 61)}
+            CAMERA: ("sensor_msgs/msg/Image", 61), BEV: ("sensor_msgs/msg/Image", 61),
+            ODOM: ("nav_msgs/msg/Odometry", 61), ROUTE: ("nav_msgs/msg/Path", 1),
+            AGENTS: ("visualization_msgs/msg/MarkerArray", 61)}
         assert reader.topics[ROUTE].transient_local and not reader.topics[CAMERA].transient_local
         decoded = {}
         for message in reader.messages():
@@ -57,6 +61,9 @@ def test_synthetic_bag_round_trip(tmp_path, storage):
     first = decoded[CAMERA][0]
     assert (first.height, first.width, first.encoding, first.header.frame_id) == (32, 64, "rgb8", "front_camera")
     assert len(first.data) == 32 * 64 * 3
+    bev = decoded[BEV][0]  # the AE's raster at its own (model) size, whatever the camera's
+    assert (bev.height, bev.width, bev.encoding, bev.header.frame_id) == (128, 256, "rgb8", "base_link")
+    assert bev.header.stamp == first.header.stamp
     assert decoded[ODOM][0].header.frame_id == "odom" and decoded[ODOM][0].child_frame_id == "base_link"
     assert decoded[ODOM][0].twist.twist.linear.x == pytest.approx(8.0)
     cube = decoded[AGENTS][0].markers[0]
@@ -81,14 +88,19 @@ def test_synthetic_ground_truth_is_consistent_and_collision_free(tmp_path):
         assert len(agents) >= 3 and not boxes_overlap(ego_box, agents).any(), stamps_s[k]
 
 
-def test_scenario_renders_agents_and_the_synthetic_label():
+def test_scenario_renders_both_sensors_with_agents_and_the_synthetic_label():
     scenario = TrafficScenario()
-    ego = scenario.ego_at(0.0, 0)
-    with_agents = scenario.render(ego, scenario.agents_at(0.0))
-    without = scenario.render(ego, [])
-    assert with_agents.shape == (128, 256, 3) and with_agents.dtype == np.uint8
-    assert (with_agents != without).any(axis=2).sum() > 100  # the lead car, at least
-    assert (without[:20, :80] == 255).all(axis=2).any()  # white "SYNTHETIC" text in the sky
+    state = scenario.sim_state(0.0)
+    front, bev = scenario.render(0.0)
+    no_agents = dataclasses.replace(state, agent_boxes=np.zeros((0, 5)), agent_speeds=np.zeros(0),
+                                    agent_heights=np.zeros(0), agent_ids=np.zeros(0, dtype=np.int64))
+    assert front.shape == (128, 256, 3) and bev.shape == (3, 128, 256) and front.dtype == bev.dtype == np.uint8
+    assert (front != render_front(no_agents)).any(axis=2).sum() > 100  # the lead car, at least
+    assert (front[:20, :80] == 255).all(axis=2).any()  # white "SYNTHETIC" text in the sky
+    assert not (render_front(no_agents)[:20, :80] == 255).all(axis=2).any()
+    # BEV: the lead car ahead (its front half: 255) and the ego's own box (100) in the agent channel.
+    assert (bev[2] == AGENT_FRONT).sum() > 20 and (bev[2] == EGO_VALUE).sum() > 20
+    assert (bev[1] == ROUTE_VALUE).any() and (bev[0] == ROAD_EDGE).any()
 
 
 def test_writer_round_trips_automot_messages(tmp_path):
@@ -189,7 +201,7 @@ def test_a_bare_storage_file_without_metadata_is_read(tmp_path):
     with BagReader(storage_file(bag)) as reader:
         assert reader.topics[CAMERA].count == 61
     read, error = all_messages(bag)  # the directory, no metadata.yaml: its storage file
-    assert len(read) == 184 and error is None
+    assert len(read) == 1 + 4 * 61 and error is None
 
 
 def test_recorded_logs_read_plans_contexts_and_publish_times(tmp_path):

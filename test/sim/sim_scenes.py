@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from automot_ros.data.samples import EpisodeLog, collate_agent_rows
@@ -62,3 +64,31 @@ def circle_episode(radius: float = 20.0, speed: float = 5.0, seconds: float = 8.
     route_theta = np.linspace(0, 2 * np.pi, 200)
     route = np.column_stack([radius * np.sin(route_theta), radius * (1 - np.cos(route_theta))])
     return episode(xy, theta, np.full_like(t, speed), dt, route=route)
+
+
+def write_straight_store(root: Path) -> Path:
+    """A collection under ``root`` (manifest, episodes): seed 0 (train) and seed 1 (heldout),
+    6 s straight at 8 and 9 m/s, each with a car 20 m ahead keeping pace."""
+    import json
+
+    from automot_ros.data.collect import episode_name, write_episode
+    from automot_ros.data.sensors import render_bev, render_front
+
+    road = straight_road(-60.0, 500.0)
+    entries = []
+    for seed in (0, 1):
+        log = straight_episode(speed=8.0 + seed, seconds=6.0)
+        log.seed = seed
+        rows = [np.array([[1, log.ego[k, 0] + 20.0, 0.0, 4.5, 1.9, 0.0, log.ego[k, 3], 1.5]]) for k in range(log.num_frames)]
+        log.agent_rows = np.concatenate(rows)
+        log.agent_offsets = np.arange(log.num_frames + 1)
+        fronts, bevs = [], []
+        for k in range(log.num_frames):
+            state = SimState(t_s=k * log.dt_s, ego=log.ego_pose(k), road=road, route=log.route,
+                             agent_boxes=log.agents(k)[:, [1, 2, 3, 4, 5]])
+            fronts.append(render_front(state))
+            bevs.append(render_bev(state).transpose(1, 2, 0))
+        write_episode(root, episode_name(seed), log, fronts, bevs)
+        entries.append({"seed": seed, "file": f"episodes/{episode_name(seed)}.npz"})
+    (root / "manifest.json").write_text(json.dumps({"splits": {"train": [0], "heldout": [1]}, "episodes": entries}))
+    return root

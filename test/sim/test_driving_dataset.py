@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from sim_scenes import straight_episode, straight_road
+from sim_scenes import straight_road, write_straight_store
 
-from automot_ros.data.collect import episode_name, write_episode
 from automot_ros.data.dataset import DrivingDataset, Episode, collate
 from automot_ros.data.sensors import render_bev, render_front
 from automot_ros.sim.state import SimState
@@ -17,26 +14,7 @@ from automot_ros.sim.state import SimState
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    road = straight_road(-60.0, 500.0)
-    entries = []
-    for seed in (0, 1):
-        log = straight_episode(speed=8.0 + seed, seconds=6.0)
-        log.seed = seed
-        # A car 20 m ahead of the ego, keeping pace.
-        rows = [np.array([[1, log.ego[k, 0] + 20.0, 0.0, 4.5, 1.9, 0.0, log.ego[k, 3], 1.5]]) for k in range(log.num_frames)]
-        log.agent_rows = np.concatenate(rows)
-        log.agent_offsets = np.arange(log.num_frames + 1)
-        fronts, bevs = [], []
-        for k in range(log.num_frames):
-            state = SimState(t_s=k * log.dt_s, ego=log.ego_pose(k), road=road, route=log.route,
-                             agent_boxes=log.agents(k)[:, [1, 2, 3, 4, 5]])
-            fronts.append(render_front(state))
-            bevs.append(render_bev(state).transpose(1, 2, 0))
-        write_episode(root, episode_name(seed), log, fronts, bevs)
-        entries.append({"seed": seed, "file": f"episodes/{episode_name(seed)}.npz"})
-    (root / "manifest.json").write_text(json.dumps({"splits": {"train": [0], "heldout": [1]}, "episodes": entries}))
-    return root
+    return write_straight_store(tmp_path_factory.mktemp("store"))
 
 
 def test_stored_episode_round_trips(store):

@@ -80,7 +80,8 @@ def test_one_episode_collection_end_to_end(tmp_path):
     with BagReader(out / entry["bag"]) as bag:
         counts = {name: info.count for name, info in bag.topics.items()}
         plan = plan_topics(bag.topics, [], "/automot")
-    assert counts == {"/automot/camera/front/image_raw": entry["frames"], "/automot/ego/odom": entry["frames"],
+    assert counts == {"/automot/camera/front/image_raw": entry["frames"], "/automot/camera/bev/image_raw": entry["frames"],
+                      "/automot/ego/odom": entry["frames"],
                       "/automot/agents": entry["frames"], "/automot/route": 1}
     assert plan.camera[0] == "/automot/camera/front/image_raw" and plan.boxes == "/automot/agents"
     data = DrivingDataset(out, "train", model="tiny", include_invalid=True)

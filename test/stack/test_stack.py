@@ -167,7 +167,7 @@ def test_action_node_survives_a_killed_understanding_node_and_recovers_after_res
 
 def test_bad_inputs_give_input_error_and_nodes_stay_alive(rclpy_node, stack):
     probe = Probe(rclpy_node)
-    action = stack.start("action_node", camera_frame_ids=["front_camera"])
+    action = stack.start("action_node", cameras=["front"], camera_frame_ids=["front_camera"])
     camera_pub = rclpy_node.create_publisher(Image, f"{NAMESPACE}/camera/front/image_raw", SENSOR_QOS)
     odom_pub = rclpy_node.create_publisher(Odometry, f"{NAMESPACE}/ego/odom", SENSOR_QOS)
     route_pub = rclpy_node.create_publisher(PathMsg, f"{NAMESPACE}/route", ROUTE_QOS)
@@ -222,7 +222,7 @@ def test_bad_inputs_give_input_error_and_nodes_stay_alive(rclpy_node, stack):
 
 def test_action_node_plans_from_compressed_images(rclpy_node, stack):
     probe = Probe(rclpy_node)
-    action = stack.start("action_node", image_transport="compressed")
+    action = stack.start("action_node", cameras=["front"], image_transport="compressed")
     camera_pub = rclpy_node.create_publisher(CompressedImage, f"{NAMESPACE}/camera/front/image_raw/compressed",
                                              SENSOR_QOS)
     odom_pub = rclpy_node.create_publisher(Odometry, f"{NAMESPACE}/ego/odom", SENSOR_QOS)

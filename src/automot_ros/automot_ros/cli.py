@@ -2,10 +2,11 @@
 
     automot drive            run the three nodes with config/drive.yaml (like drive.launch.py)
     automot demo             the main job: the stack on a synthetic source, plans, rates, one answer
+    automot ask QUESTION...  ask a running stack (its /automot/ask service), print the answers
     automot engines export   the Action Expert to ONNX (fp32 + fp16) with torch parity (JSON)
     automot engines build    a TensorRT engine from that ONNX (needs TensorRT and a GPU)
     automot replay BAG       play a rosbag2 into the stack, record its plans, score them (report)
-    automot data synth-bag   write a short SYNTHETIC bag (camera, odometry, route, agent boxes)
+    automot data synth-bag   write a short SYNTHETIC bag (camera, BEV, odometry, route, agent boxes)
     automot data collect     drive MetaDrive's expert: bags and training samples (+ QA)
     automot eval closed-loop MetaDrive in closed loop with the stack (async/sync) and baselines; report
     automot train            train the projector and the Action Expert (torchrun-ready)
@@ -60,6 +61,36 @@ def cmd_demo(args) -> int:
     from automot_ros.demo import run_demo
 
     return run_demo(_check_config(args.config), _overrides(args), args.namespace, args.duration, args.question)
+
+
+def cmd_ask(args) -> int:
+    import rclpy
+    from automot_msgs.srv import Ask
+
+    rclpy.init()
+    node = rclpy.create_node("automot_ask", namespace=args.namespace)
+    try:
+        client = node.create_client(Ask, "ask")
+        if not client.wait_for_service(timeout_sec=args.timeout):
+            print(f"automot ask: no {client.srv_name} service within {args.timeout:g} s; is the stack running?")
+            return 1
+        answered = 0
+        for question in args.questions:
+            future = client.call_async(Ask.Request(question=question))
+            rclpy.spin_until_future_complete(node, future, timeout_sec=args.timeout)
+            response = future.result() if future.done() else None
+            print(f"Q: {question}")
+            if response is None:
+                print(f"   no answer within {args.timeout:g} s")
+            elif response.success:
+                answered += 1
+                print(f"A: {response.answer}   ({response.latency_ms:.0f} ms, context seq {response.context_seq})")
+            else:
+                print(f"   not answered: {response.error}")
+        return 0 if answered == len(args.questions) else 1
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
 
 
 def cmd_replay(args) -> int:
@@ -151,6 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--question", default=DEFAULT_QUESTION, help="asked once (default: %(default)r)")
     demo.set_defaults(func=cmd_demo)
 
+    ask = commands.add_parser(
+        "ask", help="ask a running stack's language node (the ask service) and print the answers",
+        description="Call <namespace>/ask (automot_msgs/srv/Ask) once per question, as `ros2 service call "
+                    "/automot/ask automot_msgs/srv/Ask \"{question: '...'}\"` does. Exit code 0 when every "
+                    "question was answered.")
+    ask.add_argument("questions", nargs="+", metavar="QUESTION")
+    ask.add_argument("--namespace", default="/automot", help="the stack's namespace (default: %(default)s)")
+    ask.add_argument("--timeout", type=float, default=60.0,
+                     help="seconds to wait for the service and for each answer (default: %(default)s)")
+    ask.set_defaults(func=cmd_ask)
+
     replay = commands.add_parser(
         "replay", help="play a rosbag2 into the stack, record DrivingPlan/ContextInfo, score, report",
         description="Play BAG (rosbag2 directory, .mcap or .db3) into a running stack, or start one; record "
@@ -194,14 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="sample data")
     data_commands = data.add_subparsers(dest="data_command", required=True)
     synth = data_commands.add_parser(
-        "synth-bag", help="write a short SYNTHETIC rosbag2 (camera, odometry, route, agent boxes)",
+        "synth-bag", help="write a short SYNTHETIC rosbag2 (camera, BEV, odometry, route, agent boxes)",
         description="Write a SYNTHETIC rosbag2 from a kinematic scenario: /automot/camera/front/image_raw, "
-                    "/automot/ego/odom, /automot/route (latched) and /automot/agents (MarkerArray of CUBE boxes "
+                    "/automot/camera/bev/image_raw (the BEV raster), /automot/ego/odom, /automot/route (latched) and /automot/agents (MarkerArray of CUBE boxes "
                     "in the odometry frame). Its metadata says automot.synthetic: true.")
     synth.add_argument("out", help="bag directory to create")
     synth.add_argument("--duration", type=float, default=12.0, help="seconds (default: %(default)s)")
     synth.add_argument("--rate", type=float, default=20.0, help="camera/odometry rate [Hz] (default: %(default)s)")
-    synth.add_argument("--size", default="128x256", help="image HxW (default: %(default)s)")
+    synth.add_argument("--size", default="128x256", help="front image HxW (default: %(default)s; the BEV raster "
+                                                         "is always the model's 128x256)")
     synth.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="(default: %(default)s)")
     synth.add_argument("--compress", action="store_true", help="zstd (mcap chunks, sqlite3 messages)")
     synth.add_argument("--force", action="store_true", help="replace OUT if it is a bag written by synth-bag")

@@ -249,10 +249,14 @@ def run_closed_loop(opts: ClosedLoopOptions) -> int:
     ue_rate = opts.ue_rate_hz or float(drive.get("understanding_node", {}).get("ros__parameters", {})
                                        .get("rate_hz", 2.0))
     model = opts.model or drive.get("action_node", {}).get("ros__parameters", {}).get("model", "smol")
-    checkpoint = opts.checkpoint if opts.checkpoint is not None else \
-        drive.get("action_node", {}).get("ros__parameters", {}).get("checkpoint", "")
+    setting = opts.checkpoint if opts.checkpoint is not None else \
+        drive.get("action_node", {}).get("ros__parameters", {}).get("checkpoint", "auto")
+    from automot_ros.model.checkpoint import resolve_checkpoint
+
+    resolved = resolve_checkpoint(model, setting) if opts.modes else None
+    checkpoint = str(resolved) if resolved else ""
     run = {"simulator": "MetaDrive 0.4.3 (physics-only; automot's sensor model)", "model": model,
-           "checkpoint": checkpoint or "", "backend": opts.backend or "drive.yaml's",
+           "checkpoint": checkpoint, "backend": opts.backend or "drive.yaml's",
            "device": opts.device or "drive.yaml's", "num_threads": opts.num_threads or "drive.yaml's",
            "modes": opts.modes,
            "baselines": opts.baselines, "seeds": seeds, "seed_source": source, "settings": opts.settings.to_dict(),

@@ -7,6 +7,7 @@ question through the `ask` service and prints the answer and a summary.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -45,7 +46,8 @@ def run_demo(params_file: str, overrides: dict, namespace: str, duration_s: floa
     client = node.create_client(Ask, "ask")
     supervisor.start()
     try:
-        return _observe(supervisor, executor, client, plans, contexts, duration_s, question)
+        return _observe(supervisor, executor, client, plans, contexts, duration_s, question,
+                        describe_weights(params_file, overrides))
     finally:
         supervisor.stop()
         executor.shutdown()
@@ -62,7 +64,22 @@ def _spin_for(executor, supervisor, seconds: float, until=lambda: False) -> None
             raise SystemExit(f"automot demo: {failure}")
 
 
-def _observe(supervisor, executor, client, plans, contexts, duration_s, question) -> int:
+def describe_weights(params_file: str, overrides: dict) -> str:
+    """Which weights the action node runs (its model and checkpoint settings), in words."""
+    import yaml
+
+    from automot_ros.model.checkpoint import resolve_checkpoint
+
+    section = (yaml.safe_load(Path(params_file).read_text()) or {}).get("action_node", {}).get("ros__parameters", {})
+    settings = {**section, **{k: yaml.safe_load(v) for k, v in overrides.items()}}
+    checkpoint = resolve_checkpoint(settings.get("model", "smol"), settings.get("checkpoint", "auto"))
+    if checkpoint is None:
+        return "untrained (no checkpoint): plans show the plumbing, not driving quality"
+    return (f"trained checkpoint {checkpoint} (trained in MetaDrive; this SYNTHETIC road is outside its "
+            "training data)")
+
+
+def _observe(supervisor, executor, client, plans, contexts, duration_s, question, weights: str) -> int:
     print(f"waiting for the first context (model load and first prefill, up to {STARTUP_TIMEOUT_S:.0f} s) ...")
     _spin_for(executor, supervisor, STARTUP_TIMEOUT_S, until=lambda: contexts)
     if not contexts:
@@ -99,6 +116,5 @@ def _observe(supervisor, executor, client, plans, contexts, duration_s, question
         print(f"  Action Expert: median {np.median(inference):.1f} ms, p90 {np.percentile(inference, 90):.1f} ms "
               f"({window[-1].backend})")
     print(f"  contexts: {len(contexts)} (UE prefill median {np.median(compute):.0f} ms); model {contexts[-1].model_id}")
-    print("  (untrained Action Expert unless a trained checkpoint is configured: plans show the plumbing, "
-          "not driving quality)")
+    print(f"  weights: {weights}")
     return 0 if window and response is not None and response.success else 1

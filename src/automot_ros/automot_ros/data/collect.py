@@ -9,8 +9,8 @@ ego odometry, lane, agent boxes. Written under OUT:
     episodes/seed_<seed>.npz      one episode (see EPISODE_ARRAYS)
     episodes/seed_<seed>.qa.jsonl its QA pairs, one JSON object per line
     bags/seed_<seed>/             rosbag2 (mcap, zstd chunks) readable by `automot replay`:
-                                  /automot/camera/front/image_raw, /automot/ego/odom,
-                                  /automot/route (latched), /automot/agents (MarkerArray)
+                                  the layout of data/drive_bag.py (front camera, BEV
+                                  raster, odometry, latched route, agent boxes)
 
 Held-out split: the last round(heldout_fraction x N) seeds of the run (at least one when
 N >= 2 and the fraction is > 0) are held out for evaluation; the manifest lists both sets.
@@ -32,12 +32,13 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from automot_ros.data.drive_bag import START_NS, DriveBagRecorder
+from automot_ros.data.ego import EgoState
 from automot_ros.data.samples import AGENT_FIELDS, EpisodeLog, build_samples, collate_agent_rows
 from automot_ros.data.sensors import BevSpec, CameraSpec, render_bev, render_front
+from automot_ros.data.synthetic_traffic import AgentBox
 
 MANIFEST_VERSION = 1
-# A fixed start (2026-01-01T00:00:00Z) for bag stamps, so the same seed writes the same bag.
-START_NS = 1_767_225_600 * 1_000_000_000
 EPISODE_ARRAYS = {
     "ego": "[T, 4] float64 x, y, yaw, speed per frame (world, m, rad, m/s)",
     "lane": "[T, 2] int64 lane index (0 = leftmost) and lane count of the ego's road",
@@ -103,58 +104,6 @@ def _encode_png(images: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     return (np.concatenate(blobs) if blobs else np.zeros(0, np.uint8)), offsets
 
 
-class _BagRecorder:
-    """The episode's rosbag2, written as the episode runs (message layout of data.synthetic_bag)."""
-
-    def __init__(self, path: Path, route: np.ndarray, seed: int, description: dict):
-        from automot_ros.data.bag_io import BagWriter
-        from automot_ros.data.bag_io import MessageBuilder
-
-        self.topics = {"camera": "/automot/camera/front/image_raw", "odom": "/automot/ego/odom",
-                       "route": "/automot/route", "agents": "/automot/agents"}
-        self.build = MessageBuilder()
-        self.writer = BagWriter(path, storage="mcap", compress=True)
-        self.writer.set_custom_data("automot.simulated", "metadrive")
-        self.writer.set_custom_data("automot.description", json.dumps(description))
-        self.writer.add_topic(self.topics["route"], "nav_msgs/msg/Path", transient_local=True)
-        self.writer.add_topic(self.topics["camera"], "sensor_msgs/msg/Image")
-        self.writer.add_topic(self.topics["odom"], "nav_msgs/msg/Odometry")
-        self.writer.add_topic(self.topics["agents"], "visualization_msgs/msg/MarkerArray")
-        self.writer.write(self.topics["route"], START_NS, self.build.path(START_NS, route, "odom"))
-
-    def frame(self, t_s: float, front: np.ndarray, state) -> None:
-        from automot_ros.data.ego import EgoState
-
-        stamp = START_NS + int(round(t_s * 1e9))
-        e = state.ego
-        ego = EgoState(stamp_ns=stamp, x=e.x, y=e.y, yaw=e.yaw, speed_mps=max(e.speed_mps, 0.0))
-        agents = [_Agent(int(i), "vehicle", *(float(v) for v in box), float(h))
-                  for i, box, h in zip(state.agent_ids, state.agent_boxes, state.agent_heights)]
-        self.writer.write(self.topics["camera"], stamp, self.build.image(stamp, front, "front_camera"))
-        self.writer.write(self.topics["odom"], stamp, self.build.odometry(ego, "odom"))
-        self.writer.write(self.topics["agents"], stamp, self.build.markers(stamp, agents, "odom"))
-
-    def close(self, ok: bool = True) -> None:
-        if ok:
-            self.writer.close()
-        else:
-            self.writer.__exit__(RuntimeError, None, None)
-
-
-@dataclass(frozen=True)
-class _Agent:
-    """The attributes data.synthetic_bag's marker builder reads."""
-
-    agent_id: int
-    kind: str
-    x: float
-    y: float
-    length: float
-    width: float
-    yaw: float
-    height: float
-
-
 _SIM = None
 
 
@@ -176,6 +125,17 @@ def _close_simulator() -> None:
         _SIM = None
 
 
+def _ego_state(state) -> EgoState:
+    e = state.ego
+    return EgoState(stamp_ns=START_NS + int(round(state.t_s * 1e9)), x=e.x, y=e.y, yaw=e.yaw,
+                    speed_mps=max(e.speed_mps, 0.0))
+
+
+def _agent_boxes(state) -> List[AgentBox]:
+    return [AgentBox(int(i), "vehicle", *(float(v) for v in box[:2]), float(box[4]), float(box[2]), float(box[3]),
+                     float(h)) for i, box, h in zip(state.agent_ids, state.agent_boxes, state.agent_heights)]
+
+
 def record_episode(cfg: CollectConfig, seed: int) -> dict:
     """Run one expert episode and write its npz, QA and bag; returns its manifest entry."""
     from automot_ros.sim.metadrive_env import STEP_S, describe_outcome
@@ -192,9 +152,10 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
         if bag_path.exists():
             import shutil
             shutil.rmtree(bag_path)
-        bag = _BagRecorder(bag_path, state.route, seed, {
-            "what": "MetaDrive 0.4.3 physics-only expert (IDM) episode; images from automot's sensor model",
-            "seed": seed, "rate_hz": 1.0 / STEP_S, "camera_size": list(cfg.camera_size)})
+        description = {"what": "MetaDrive 0.4.3 physics-only expert (IDM) episode; images from automot's sensor model",
+                       "seed": seed, "rate_hz": 1.0 / STEP_S, "camera_size": list(cfg.camera_size)}
+        bag = DriveBagRecorder(bag_path, state.route, {"automot.simulated": "metadrive",
+                                                      "automot.description": json.dumps(description)}, compress=True)
     ego, lane, agents, fronts, bevs = [], [], [], [], []
     timing = {"sim_s": 0.0, "render_s": 0.0, "bag_s": 0.0}
     ok = False
@@ -213,7 +174,7 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
             fronts.append(front)
             bevs.append(np.ascontiguousarray(bev.transpose(1, 2, 0)))
             if bag is not None:
-                bag.frame(state.t_s, front, state)
+                bag.frame(_ego_state(state), front, bev, _agent_boxes(state))
             t2 = time.perf_counter()
             timing["bag_s"] += t2 - t1
             if sim.done:

@@ -5,7 +5,9 @@ The road, route and camera model of `synthetic.SyntheticScenario`, plus:
   crawl, hold, speed up again), so the ground truth has every longitudinal class;
 - kinematic agent vehicles: a lead car on the ego's line that keeps 11-17 m ahead,
   oncoming cars 2.6 m to the left, and cars parked 2.6 m to the right;
-- a camera view with the agents drawn as boxes, and "SYNTHETIC" printed on it.
+- the scene as simulator ground truth (``sim_state``: a two-lane road map, the route, the
+  agents), so the project's sensor model (data/sensors.py) renders both inputs exactly as
+  in the simulator: the front camera (with "SYNTHETIC" printed on it) and the BEV raster.
 
 Positions are exact functions of time (no integration drift): the ego and every agent move
 along the centerline by arc length, offset sideways along its normal. The ego's reported
@@ -23,18 +25,21 @@ import cv2
 import numpy as np
 
 from automot_ros.data.ego import EgoState
+from automot_ros.data.sensors import DEFAULT_BEV, DEFAULT_CAMERA, BevSpec, CameraSpec, render_bev, render_front
 from automot_ros.data.synthetic import SyntheticScenario
+from automot_ros.sim.state import LINE_EDGE, LINE_SOLID, EgoPose, RoadMap, SimState, offset_polyline
 
 # (duration s, acceleration m/s^2) after the start; the last segment lasts forever.
 EGO_SPEED_PROFILE = ((4.0, 0.0), (3.0, -1.5), (2.0, 0.0), (3.0, 1.5), (math.inf, 0.0))
 EGO_START_SPEED_MPS = 8.0
 CAR_SIZE_M = (4.5, 1.9, 1.5)  # length, width, height of every agent
+LANE_WIDTH_M = 3.5
 SIDE_OFFSET_M = 2.6  # oncoming (left, +) and parked (right, -) cars from the centerline
 ONCOMING_SPEED_MPS = 9.0
 ONCOMING_START_S_M = (45.0, 95.0, 150.0, 210.0)  # arc positions at t = 0
 PARKED_S_M = (70.0, 118.0, 175.0)
 LEAD_GAP_M = (14.0, 3.0, 9.0)  # mean, amplitude, period [s]: gap(t) = mean + amp sin(2 pi t / period)
-_COLORS = {"lead": (200, 40, 40), "oncoming": (40, 70, 200), "parked": (230, 200, 40)}
+AGENT_SPEEDS_MPS = {"oncoming": ONCOMING_SPEED_MPS, "parked": 0.0}  # the lead car drives at the ego's speed
 
 
 @dataclass(frozen=True)
@@ -56,14 +61,19 @@ class AgentBox:
 
 
 class TrafficScenario:
-    """Ego, agents and camera images at any time t [s] from the start. Deterministic."""
+    """Ego, agents, ground truth and sensor images at any time t [s] from the start. Deterministic."""
 
-    def __init__(self, road: SyntheticScenario = SyntheticScenario(image_height=128, image_width=256)):
+    def __init__(self, road: SyntheticScenario = SyntheticScenario()):
         self.road = road
         # Arc length along the centerline as a function of its x parameter (dense table).
         self._x = np.arange(0.0, road.route_length_m, 0.05)
         dy = np.gradient(road.centerline(self._x)[:, 1], self._x)
         self._s = np.concatenate([[0.0], np.cumsum(np.hypot(1.0, 0.5 * (dy[1:] + dy[:-1])) * 0.05)])
+        # For the sensors: the ego's lane centered on the centerline (the parked cars stand on
+        # its right edge) and the oncoming lane left of it, both LANE_WIDTH_M wide.
+        center = road.route(spacing_m=2.0)
+        self.road_map = RoadMap.from_lanes([(center, LANE_WIDTH_M, LINE_SOLID, LINE_EDGE),
+                                            (offset_polyline(center, LANE_WIDTH_M), LANE_WIDTH_M, LINE_EDGE, -1)])
 
     # -- kinematics
     def ego_arc(self, t_s: float) -> Tuple[float, float]:
@@ -112,40 +122,23 @@ class TrafficScenario:
     def route(self) -> np.ndarray:
         return self.road.route()
 
-    # -- camera
-    def render(self, ego: EgoState, agents: List[AgentBox]) -> np.ndarray:
-        """The road view with the agents as shaded boxes, far to near, and a SYNTHETIC label."""
-        image = self.road.render(ego)
-        h, w = image.shape[:2]
-        focal = w / 2.0
-        cam_h = self.road.camera_height_m
-        drawn = []
-        for agent in agents:
-            corners = _box_corners_3d(agent)  # [8, 3] in the odometry frame
-            ego_xy = ego.to_ego_frame(corners[:, :2])
-            if ego_xy[:, 0].min() < 1.0 or ego_xy[:, 0].max() > 120.0:
-                continue  # behind / beside the camera or too far to matter
-            u = w / 2.0 - focal * ego_xy[:, 1] / ego_xy[:, 0]
-            v = h / 2.0 + focal * (cam_h - corners[:, 2]) / ego_xy[:, 0]
-            drawn.append((float(ego_xy[:, 0].min()), agent.kind, np.stack([u, v], axis=1)))
-        for _, kind, pixels in sorted(drawn, key=lambda item: -item[0]):
-            pixels = np.clip(pixels, -4 * w, 4 * w)
-            color = _COLORS[kind]
-            hull = cv2.convexHull(pixels.astype(np.float32)).astype(np.int32)
-            cv2.fillConvexPoly(image, hull, color)
-            top = pixels[4:].astype(np.int32)
-            cv2.fillConvexPoly(image, cv2.convexHull(top), tuple(min(255, c + 50) for c in color))
-            cv2.polylines(image, [hull], True, (20, 20, 20), 1)
-        scale = max(0.3, w / 640.0)
-        cv2.putText(image, "SYNTHETIC", (4, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+    # -- ground truth and sensors
+    def sim_state(self, t_s: float) -> SimState:
+        """The scene at t as simulator ground truth (sim/state.py)."""
+        ego = self.ego_at(t_s, 0)
+        agents = self.agents_at(t_s)
+        return SimState(
+            t_s=t_s, ego=EgoPose(ego.x, ego.y, ego.yaw, ego.speed_mps), road=self.road_map, route=self.route(),
+            agent_boxes=np.array([a.as_array() for a in agents]).reshape(-1, 5),
+            agent_speeds=np.array([AGENT_SPEEDS_MPS.get(a.kind, ego.speed_mps) for a in agents]),
+            agent_heights=np.array([a.height for a in agents]), agent_ids=np.array([a.agent_id for a in agents]))
+
+    def render(self, t_s: float, camera: CameraSpec = DEFAULT_CAMERA,
+               bev: BevSpec = DEFAULT_BEV) -> Tuple[np.ndarray, np.ndarray]:
+        """(front camera [H, W, 3] RGB with a "SYNTHETIC" label, BEV raster [3, Hb, Wb]) at t."""
+        state = self.sim_state(t_s)
+        front = render_front(state, camera)
+        scale = max(0.3, camera.width / 640.0)
+        cv2.putText(front, "SYNTHETIC", (4, int(14 * scale / 0.4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
                     (255, 255, 255), 1, cv2.LINE_AA)
-        return image
-
-
-def _box_corners_3d(agent: AgentBox) -> np.ndarray:
-    """[8, 3]: bottom corners then top corners, in the odometry frame."""
-    c, s = math.cos(agent.yaw), math.sin(agent.yaw)
-    hl, hw = agent.length / 2.0, agent.width / 2.0
-    local = [(hl, hw), (-hl, hw), (-hl, -hw), (hl, -hw)]
-    ground = [(agent.x + c * lx - s * ly, agent.y + s * lx + c * ly) for lx, ly in local]
-    return np.array([(x, y, 0.0) for x, y in ground] + [(x, y, agent.height) for x, y in ground])
+        return front, render_bev(state, bev)

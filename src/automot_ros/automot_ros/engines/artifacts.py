@@ -144,10 +144,11 @@ def model_identity(model: Union[str, Path], checkpoint: Optional[Union[str, Path
     """(ModelConfig, model_id) exactly as ``build_model(model, checkpoint)`` would give them,
     without building the model (the engine backends need neither torch weights nor the UE).
     """
-    from automot_ros.model.checkpoint import FORMAT, file_digest
+    from automot_ros.model.checkpoint import FORMAT, file_digest, resolve_checkpoint
     from automot_ros.model.config import ModelConfig, load_model_config
 
-    if checkpoint:
+    checkpoint = resolve_checkpoint(model, checkpoint)
+    if checkpoint is not None:
         from safetensors import safe_open
 
         with safe_open(str(checkpoint), framework="numpy") as f:

@@ -66,7 +66,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args) -> dict:
     """action_node parameters from --config, overridden by the command line."""
-    values = {"model": "smol", "checkpoint": "", "engine_dir": "", "precision": "fp32", "device": "cpu"}
+    values = {"model": "smol", "checkpoint": "auto", "engine_dir": "", "precision": "fp32", "device": "cpu"}
     path = Path(args.config)
     if not path.is_file():
         raise SystemExit(f"automot engines: parameter file {path} does not exist")

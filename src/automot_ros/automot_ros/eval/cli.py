@@ -1,6 +1,8 @@
 """`automot eval ...`: evaluation commands (argument parsing only; the work is imported lazily).
 
     automot eval closed-loop   MetaDrive in closed loop with the stack (async/sync) and baselines
+    automot eval open-loop     a trained model vs constant velocity on held-out samples (L2, collisions)
+    automot eval hvi           answer accuracy on held-out templated questions
 """
 
 from __future__ import annotations
@@ -44,9 +46,60 @@ def cmd_closed_loop(args) -> int:
     return run_closed_loop(opts)
 
 
+def cmd_open_loop(args) -> int:
+    from automot_ros.eval.held_out import OpenLoopOptions, run_open_loop
+
+    run_open_loop(OpenLoopOptions(data=args.data, out=args.out, split=args.split, model=args.model,
+                                  checkpoint=args.checkpoint, cache_dir=args.cache_dir, ue_period_s=args.ue_period,
+                                  threads=args.threads, plots=not args.no_plots))
+    return 0
+
+
+def cmd_hvi(args) -> int:
+    from automot_ros.eval.hvi import HviOptions, run_hvi
+
+    run_hvi(HviOptions(data=args.data, out=args.out, split=args.split, model=args.model, checkpoint=args.checkpoint,
+                       samples=args.samples, max_new_tokens=args.max_new_tokens, threads=args.threads))
+    return 0
+
+
+def _add_held_out_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="a collection directory (automot data collect)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--split", default="heldout", help="(default: %(default)s)")
+    p.add_argument("--model", default="smol", help="model config name or YAML path (default: %(default)s)")
+    p.add_argument("--checkpoint", default="auto",
+                   help="trained checkpoint: a path, auto (the shipped one) or none (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+
+
 def add_eval_parser(commands) -> None:
-    evaluation = commands.add_parser("eval", help="evaluation: closed loop in a simulator")
+    evaluation = commands.add_parser("eval", help="evaluation: closed loop in a simulator, open loop and "
+                                                  "question answering on held-out data")
     sub = evaluation.add_subparsers(dest="eval_command", required=True)
+    p = sub.add_parser(
+        "open-loop", help="a trained model vs constant velocity on held-out samples: L2 and collision rate",
+        description="Plan every sample of a collection's split with the Action Expert on deployment-paired "
+                    "UE contexts (a tick every --ue-period s; computed once and cached) and with constant "
+                    "velocity; score both against the expert's future: L2 and collision rate at 1/2/3 s in the "
+                    "stp3 and uniad conventions, and the meta-action accuracy. Writes OUT/metrics.json, "
+                    "report.md and l2_collision.png.")
+    _add_held_out_arguments(p)
+    p.add_argument("--cache-dir", help="context cache root (default: OUT/cache; a training run's cache is reused "
+                                       "when the UE weights and data match)")
+    p.add_argument("--ue-period", type=float, default=0.5, help="UE tick period [s] (default: %(default)s)")
+    p.add_argument("--no-plots", action="store_true", help="write no PNG plot")
+    p.set_defaults(func=cmd_open_loop)
+    p = sub.add_parser(
+        "hvi", help="answer accuracy on held-out templated questions",
+        description="For evenly spaced samples of a collection's split: prefill the sample's context, answer its "
+                    "templated questions (action and reason, lead vehicle, nearby vehicles, lane, route, speed) "
+                    "as the language node does, and score each on the fact it asks for. Writes OUT/hvi.json, "
+                    "answers.jsonl and report.md.")
+    _add_held_out_arguments(p)
+    p.add_argument("--samples", type=int, default=40, help="samples to ask about (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=48, help="(default: %(default)s)")
+    p.set_defaults(func=cmd_hvi)
     p = sub.add_parser(
         "closed-loop", help="drive MetaDrive with the stack in closed loop (async/sync) and the baselines; report",
         description="Run N episodes (one procedural MetaDrive map and its traffic per seed) with the stack in "

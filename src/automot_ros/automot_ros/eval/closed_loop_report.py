@@ -22,7 +22,7 @@ import numpy as np
 
 from automot_ros.eval.closed_loop import (COMFORT_BOUNDS, COMFORT_RATE_HZ, COMFORT_WINDOW, EpisodeLog, ok_context_ages,
                                          policy_summary)
-from automot_ros.eval.report import _f, _json_safe
+from automot_ros.eval.report import fmt, json_safe
 
 PLOTS = ("route_completion.png", "trajectories.png", "speed.png", "latency_hist.png")
 RESULT_MARKERS = {"arrived": ("o", "tab:green"), "crash": ("X", "tab:red"), "out_of_road": ("v", "tab:orange"),
@@ -68,7 +68,7 @@ def build_metrics(logs: Dict[str, List[EpisodeLog]], run: dict) -> dict:
 def write_closed_loop_report(out_dir, logs: Dict[str, List[EpisodeLog]], run: dict, plots: bool = True) -> dict:
     out = Path(out_dir)
     metrics = build_metrics(logs, run)
-    (out / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2, allow_nan=False) + "\n")
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     _write_csv(out / "episodes.csv", metrics)
     plot_paths, plot_error = [], None
     if plots:
@@ -91,9 +91,9 @@ def _write_csv(path: Path, metrics: dict) -> None:
                 writer.writerow([policy, m["seed"], m["result"], int(m["success"]), f"{m['route_completion']:.4f}",
                                  int(m["collision"]), int(m["off_road"]), f"{m['duration_s']:.2f}",
                                  f"{m['distance_m']:.1f}", f"{m['mean_speed_mps']:.2f}",
-                                 _f(m["comfort"]["fraction"], 3), m["comfort"]["windows"],
-                                 _f(m["ae_ms"]["median"], 1), _f(m["ue_ms"]["median"], 1),
-                                 _f(m["context_age_ms"]["median"], 0), _f(m["wall_s"], 1)])
+                                 fmt(m["comfort"]["fraction"], 3), m["comfort"]["windows"],
+                                 fmt(m["ae_ms"]["median"], 1), fmt(m["ue_ms"]["median"], 1),
+                                 fmt(m["context_age_ms"]["median"], 0), fmt(m["wall_s"], 1)])
 
 
 def summary_lines(metrics: dict) -> List[str]:
@@ -108,8 +108,8 @@ def summary_lines(metrics: dict) -> List[str]:
                 f"collision {100 * s['collision_rate']:4.0f}% | off-road {100 * s['off_road_rate']:4.0f}% | "
                 f"comfort {_pct(s['comfort']['fraction'])}")
         if s["kind"] == "model":
-            line += (f" | AE {_f(s['ae_ms']['median'], 1)} ms, UE {_f(s['ue_ms']['median'], 0)} ms, context age "
-                     f"{_f(s['context_age_ms']['median'], 0)} ms (median) | {_f(s['wall_per_sim_s'], 2)} s wall/sim s")
+            line += (f" | AE {fmt(s['ae_ms']['median'], 1)} ms, UE {fmt(s['ue_ms']['median'], 0)} ms, context age "
+                     f"{fmt(s['context_age_ms']['median'], 0)} ms (median) | {fmt(s['wall_per_sim_s'], 2)} s wall/sim s")
         lines.append(line)
     return lines
 
@@ -145,7 +145,7 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
         md.append(f"| {policy} | {s['episodes']} | {_pct(s['success_rate'])} [{_pct(lo, 0)}, {_pct(hi, 0)}] | "
                   f"{_pct(s['route_completion'])} | {_pct(s['collision_rate'])} | {_pct(s['off_road_rate'])} | "
                   f"{_pct(s['timeout_rate'])} | {_pct(s['blocked_rate'])} | {_pct(s['comfort']['fraction'])} | "
-                  f"{_f(s['collisions_per_km'], 2)} | {_f(s['mean_speed_mps'], 2)} |")
+                  f"{fmt(s['collisions_per_km'], 2)} | {fmt(s['mean_speed_mps'], 2)} |")
     model_policies = {p: s for p, s in metrics["policies"].items() if s.get("kind") == "model" and s.get("episodes")}
     if model_policies:
         md += ["", "## Stack runtime", "",
@@ -156,8 +156,8 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
                                ("frame -> plan [ms, wall]", "plan_wait_ms")):
                 v = s[key]
                 md.append(f"| {policy} | {label} | {v['count']} | "
-                          + " | ".join(_f(v[k], 1) for k in ("median", "p90", "p99", "max")) + " |")
-            md.append(f"| {policy} | wall s per sim s | | {_f(s['wall_per_sim_s'], 2)} | | | |")
+                          + " | ".join(fmt(v[k], 1) for k in ("median", "p90", "p99", "max")) + " |")
+            md.append(f"| {policy} | wall s per sim s | | {fmt(s['wall_per_sim_s'], 2)} | | | |")
         md += ["", "Plan status counts: " + "; ".join(
             f"{p}: " + ", ".join(f"{k} {v}" for k, v in s["plan_status_counts"].items() if v)
             + f", steps without a plan {s['steps_without_plan']}" for p, s in model_policies.items())]
@@ -178,8 +178,8 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
         for m in s["per_episode"]:
             md.append(f"| {m['seed']} | {m['result']} | {_pct(m['route_completion'])} | {m['duration_s']:.1f} | "
                       f"{m['distance_m']:.0f} | {m['mean_speed_mps']:.1f} | {_pct(m['comfort']['fraction'])} | "
-                      f"{_f(m['ae_ms']['median'], 1)} | {_f(m['ue_ms']['median'], 0)} | "
-                      f"{_f(m['context_age_ms']['median'], 0)} | {_f(m['wall_s'], 1)} |")
+                      f"{fmt(m['ae_ms']['median'], 1)} | {fmt(m['ue_ms']['median'], 0)} | "
+                      f"{fmt(m['context_age_ms']['median'], 0)} | {fmt(m['wall_s'], 1)} |")
         if s.get("interrupted_seeds"):
             md.append(f"\nInterrupted (not scored): seeds {s['interrupted_seeds']}")
     md += ["", "## Definitions", "", *[f"- {d}" for d in DEFINITIONS], ""]

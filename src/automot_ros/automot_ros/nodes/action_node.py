@@ -8,16 +8,15 @@ exactly one DrivingPlan: OK, STALE_CONTEXT, NO_CONTEXT or INPUT_ERROR.
 
 from __future__ import annotations
 
-from automot_msgs.msg import ContextInfo, DrivingPlan
+from automot_msgs.msg import DrivingPlan
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
 from automot_ros.errors import InputError
-from automot_ros.nodes.common import load_model, run
+from automot_ros.nodes.common import load_model, run, subscribe_contexts
 from automot_ros.nodes.params import ActionParams, declare
-from automot_ros.ros.context_conv import announcement_from_msg
 from automot_ros.ros.diagnostics_conv import diagnostics_msg
 from automot_ros.ros.qos import ROUTE_QOS, SENSOR_QOS
 from automot_ros.ros.image_conv import camera_topic, to_rgb
@@ -55,7 +54,7 @@ class ActionNode(Node):
         self.path_pub = self.create_publisher(Path, "path", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "markers", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(ContextInfo, "context", self.on_context, 10)
+        subscribe_contexts(self, self.contexts, p.error_log_period_s)
         self.create_subscription(Path, "route", self.on_route, ROUTE_QOS)
 
         self.sync = make_approximate_sync(len(p.cameras) + 1, p.queue_size, p.slop_s)
@@ -73,12 +72,6 @@ class ActionNode(Node):
             f"model {factory.model_id}, backend {self.runner.backend.name}, sync {type(self.sync).__name__} "
             f"(queue {p.queue_size}, slop {p.slop_s:g} s) over {p.cameras} + odometry"
         )
-
-    def on_context(self, msg: ContextInfo) -> None:
-        try:
-            self.contexts.announce(announcement_from_msg(msg))
-        except ValueError as error:
-            self.get_logger().error(str(error), throttle_duration_sec=self.params.error_log_period_s)
 
     def on_route(self, msg: Path) -> None:
         try:

@@ -23,6 +23,22 @@ def load_model(params):
     return model.to(params.device).eval()
 
 
+def subscribe_contexts(node, contexts, error_log_period_s: float):
+    """Feed the node's ContextSource from the ``context`` announcements; an announcement it
+    refuses (another model's context) is logged at a throttled rate."""
+    from automot_msgs.msg import ContextInfo
+
+    from automot_ros.ros.context_conv import announcement_from_msg
+
+    def on_context(msg: ContextInfo) -> None:
+        try:
+            contexts.announce(announcement_from_msg(msg))
+        except ValueError as error:
+            node.get_logger().error(str(error), throttle_duration_sec=error_log_period_s)
+
+    return node.create_subscription(ContextInfo, "context", on_context, 10)
+
+
 def default_segment(namespace: str) -> str:
     """automot_context_<namespace>: one segment per UE node, stable across restarts."""
     cleaned = "".join(c if c.isalnum() else "_" for c in namespace.strip("/"))

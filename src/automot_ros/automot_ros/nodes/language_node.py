@@ -8,13 +8,11 @@ their own processes and never wait for an answer.
 
 from __future__ import annotations
 
-from automot_msgs.msg import ContextInfo
 from automot_msgs.srv import Ask
 from rclpy.node import Node
 
-from automot_ros.nodes.common import load_model, run
+from automot_ros.nodes.common import load_model, run, subscribe_contexts
 from automot_ros.nodes.params import LanguageParams, declare
-from automot_ros.ros.context_conv import announcement_from_msg
 from automot_ros.runtime.context_source import ContextSource
 from automot_ros.runtime.language import LanguageRunner
 
@@ -27,15 +25,9 @@ class LanguageNode(Node):
         self.contexts = ContextSource(model.model_id)
         self.runner = LanguageRunner(model, self.contexts, p.max_question_chars, p.max_new_tokens,
                                      p.max_decode_time_s)
-        self.create_subscription(ContextInfo, "context", self.on_context, 10)
+        subscribe_contexts(self, self.contexts, error_log_period_s=5.0)
         self.create_service(Ask, "ask", self.on_ask)
         self.get_logger().info(f"model {model.model_id}: answering on {self.resolve_service_name('ask')}")
-
-    def on_context(self, msg: ContextInfo) -> None:
-        try:
-            self.contexts.announce(announcement_from_msg(msg))
-        except ValueError as error:
-            self.get_logger().error(str(error), throttle_duration_sec=5.0)
 
     def on_ask(self, request: Ask.Request, response: Ask.Response) -> Ask.Response:
         result = self.runner.ask(request.question)

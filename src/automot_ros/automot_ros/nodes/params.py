@@ -14,6 +14,7 @@ from typing import List
 # raw: sensor_msgs/Image on camera/<name>/image_raw; compressed: sensor_msgs/CompressedImage
 # (jpeg/png) on camera/<name>/image_raw/compressed, as image_transport names them.
 IMAGE_TRANSPORTS = ("raw", "compressed")
+SIM_STEP_HZ = 20.0  # the closed-loop simulator's step rate (sim/metadrive_env.py STEP_S = 0.05 s)
 
 
 @dataclass
@@ -120,8 +121,11 @@ class SimBridgeParams:
     traffic_density: float = 0.08
     max_seconds: float = 90.0
     stuck_seconds: float = 20.0
+    # Camera frames (images + odometry, each planned on) per second of sim time: 20 (every
+    # 0.05 s simulator step), or a divisor of it; the plan is held between frames.
+    camera_hz: float = 20.0
     # Mirror of the understanding node's settings (rate_hz in sim time, frame history), to
-    # know when a context is due; in sync mode the rate must equal the camera rate (20 Hz).
+    # know when a context is due; in sync mode the rate must equal camera_hz.
     ue_rate_hz: float = 2.0
     ue_frames: int = 4
     ue_frame_interval_s: float = 0.25
@@ -134,6 +138,9 @@ class SimBridgeParams:
     episode_gap_s: float = 5.0  # sim time between episodes (longer than the history and context age limit)
     info_json: str = "{}"  # recorded in every episode log (model, checkpoint, ...)
 
+    def steps_per_frame(self) -> int:
+        return round(SIM_STEP_HZ / self.camera_hz)
+
     def validate(self) -> None:
         if not self.seeds:
             raise ValueError("parameter 'seeds' must list at least one seed")
@@ -141,8 +148,10 @@ class SimBridgeParams:
             raise ValueError("parameter 'out_dir' must name the output directory")
         if self.mode not in ("async", "sync"):
             raise ValueError(f"parameter 'mode' must be async or sync, got {self.mode!r}")
-        if self.mode == "sync" and abs(self.ue_rate_hz - 20.0) > 1e-6:
-            raise ValueError("mode sync needs ue_rate_hz 20 (a context for every frame)")
+        if self.camera_hz <= 0 or abs(SIM_STEP_HZ / self.camera_hz - round(SIM_STEP_HZ / self.camera_hz)) > 1e-6:
+            raise ValueError(f"parameter 'camera_hz' must divide the simulator's {SIM_STEP_HZ:g} Hz, got {self.camera_hz}")
+        if self.mode == "sync" and abs(self.ue_rate_hz - self.camera_hz) > 1e-6:
+            raise ValueError("mode sync needs ue_rate_hz == camera_hz (a context for every frame)")
         if min(self.max_seconds, self.plan_timeout_s, self.context_timeout_s, self.ue_rate_hz) <= 0:
             raise ValueError("max_seconds, plan_timeout_s, context_timeout_s and ue_rate_hz must be positive")
         if self.episode_gap_s < (self.ue_frames + 1) * self.ue_frame_interval_s:

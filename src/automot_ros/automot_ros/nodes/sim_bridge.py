@@ -1,7 +1,8 @@
 """sim_bridge: MetaDrive in closed loop with the stack, in lockstep, on simulated time.
 
-Owns MetaDriveSim(expert=False) and, per episode (seed), per 0.05 s step k:
-publishes /clock (sim time t_k), ego/odom, the UE's camera (camera/<camera>/image_raw: the
+Owns MetaDriveSim(expert=False) and, per episode (seed), per 0.05 s step k, publishes /clock
+(sim time t_k) and, on camera frames (every step at camera_hz 20, every 2nd at 10, ...; the
+plan is held in between): ego/odom, the UE's camera (camera/<camera>/image_raw: the
 front image), the AE's camera (camera/<scene_camera>/image_raw: the BEV raster the Action
 Expert was trained on), agents (MarkerArray) and, latched once per episode, the route; all
 stamped t_k. It then applies the DrivingPlan through the controller (control/controller.py)
@@ -153,35 +154,43 @@ class LockstepRun:
         node.route_pub.publish(xy_to_path(state.route, ns_to_stamp(base_ns), p.odom_frame_id))
         self.spin_until(lambda: False, 0.3)  # the latched route reaches both nodes before the first frame
         is_blocked = False
+        status = -1  # of the plan in use
         while True:
             t0 = time.perf_counter()
             stamp_ns = base_ns + state.step * step_ns
             stamp = ns_to_stamp(stamp_ns)
             node.clock_pub.publish(Clock(clock=stamp))
-            e = state.ego
-            node.odom_pub.publish(ego_to_odometry(
-                EgoState(stamp_ns=stamp_ns, x=e.x, y=e.y, yaw=e.yaw, speed_mps=max(e.speed_mps, 0.0)), p.odom_frame_id))
-            front = rgb_to_image(render_front(state, self.cam), stamp, "front_camera")
-            scene = rgb_to_image(render_bev(state, self.bev).transpose(1, 2, 0), stamp, "bev")
-            if p.mode == "sync":
-                self._send_front(front, stamp_ns, timeouts)
-            sent = time.perf_counter()
-            node.scene_pub.publish(scene)
-            plan = self._wait_plan(stamp_ns, timeouts)
-            wait_ms = (time.perf_counter() - sent) * 1e3  # AE camera out -> plan in (wall)
-            if p.mode == "async":
-                self._send_front(front, stamp_ns, timeouts)
-            node.agents_pub.publish(boxes_to_markers(stamp, state.agent_boxes, state.agent_heights, state.agent_ids,
-                                                     p.odom_frame_id))
-            self._take_contexts(recorder, base_ns, stamp_ns)
-            if plan is not None:
-                controller.set_plan(plan_from_arrays(
-                    state.t_s, pose_of(state), plan.status, [(q.x, q.y) for q in plan.path],
-                    [(w.x, w.y) for w in plan.waypoints]))
+            plan, wait_ms = None, math.nan
+            if state.step % p.steps_per_frame() == 0:  # a camera frame: the stack plans on it
+                e = state.ego
+                node.odom_pub.publish(ego_to_odometry(
+                    EgoState(stamp_ns=stamp_ns, x=e.x, y=e.y, yaw=e.yaw, speed_mps=max(e.speed_mps, 0.0)),
+                    p.odom_frame_id))
+                front = rgb_to_image(render_front(state, self.cam), stamp, "front_camera")
+                scene = rgb_to_image(render_bev(state, self.bev).transpose(1, 2, 0), stamp, "bev")
+                if p.mode == "sync":
+                    self._send_front(front, stamp_ns, timeouts)
+                sent = time.perf_counter()
+                node.scene_pub.publish(scene)
+                plan = self._wait_plan(stamp_ns, timeouts)
+                wait_ms = (time.perf_counter() - sent) * 1e3  # AE camera out -> plan in (wall)
+                if p.mode == "async":
+                    self._send_front(front, stamp_ns, timeouts)
+                node.agents_pub.publish(boxes_to_markers(stamp, state.agent_boxes, state.agent_heights,
+                                                         state.agent_ids, p.odom_frame_id))
+                self._take_contexts(recorder, base_ns, stamp_ns)
+                status = plan.status if plan is not None else -1
+                if plan is not None:
+                    controller.set_plan(plan_from_arrays(
+                        state.t_s, pose_of(state), plan.status, [(q.x, q.y) for q in plan.path],
+                        [(w.x, w.y) for w in plan.waypoints]))
             control = controller.update(state.t_s, pose_of(state), state.ego.speed_mps)
-            recorder.add(state, control, status=plan.status if plan is not None else -1,
-                         plan_ms=plan.inference_ms if plan is not None and plan.waypoints else math.nan,
-                         context_age_ms=plan.context_age_ms if plan is not None and plan.waypoints else math.nan,
+            # Between camera frames the plan is held: its status is recorded, its timings only
+            # on the frame it was computed for (one entry per inference).
+            fresh = plan is not None and bool(plan.waypoints)
+            recorder.add(state, control, status=status,
+                         plan_ms=plan.inference_ms if fresh else math.nan,
+                         context_age_ms=plan.context_age_ms if fresh else math.nan,
                          wait_ms=wait_ms if plan is not None else math.nan,
                          waypoints=[(w.x, w.y) for w in plan.waypoints] if plan is not None else None,
                          path=[(q.x, q.y) for q in plan.path] if plan is not None else None,

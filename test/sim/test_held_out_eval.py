@@ -12,7 +12,7 @@ from sim_scenes import write_straight_store
 
 from automot_ros.data.qa import QUESTIONS
 from automot_ros.eval.held_out import OpenLoopOptions, constant_velocity_waypoints, run_open_loop, score_waypoints
-from automot_ros.eval.hvi import HviOptions, answer_key, is_correct, run_hvi
+from automot_ros.eval.hvi import HviOptions, answer_key, is_correct, majority_accuracy, run_hvi
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +74,11 @@ def test_hvi_run_answers_every_question_of_the_picked_samples(store, tmp_path):
     assert metrics["samples"] == 2 and metrics["questions"] == len(answers) >= 10
     assert {a["kind"] for a in answers} == set(metrics["by_kind"])
     assert 0.0 <= metrics["accuracy"] <= 1.0 and json.loads((tmp_path / "hvi.json").read_text())["questions"] == len(answers)
+
+
+def test_the_most_common_answer_baseline():
+    lead = ["Yes, a vehicle 20 m ahead, moving at 9.0 m/s.", "No, the path ahead is clear for 60 m.",
+            "No, the path ahead is clear for 60 m."]
+    assert majority_accuracy("lead", lead) == pytest.approx(2 / 3)
+    speeds = ["9.0 m/s (32 km/h).", "9.5 m/s (34 km/h).", "20.0 m/s (72 km/h)."]
+    assert majority_accuracy("speed", speeds) == pytest.approx(2 / 3)  # the median, 9.5, is within 1 m/s of two

@@ -15,7 +15,8 @@ from the answer text by the same templates the reference answers follow (``answe
 | route | the direction (straight / left / right / destination) matches |
 | speed | within SPEED_TOLERANCE_MPS |
 
-An answer that follows no template is wrong. ``exact`` is the stricter whole-answer match.
+An answer that follows no template is wrong. ``exact`` is the stricter whole-answer match;
+``majority_baseline`` the accuracy of always giving the most common reference fact.
 """
 
 from __future__ import annotations
@@ -129,24 +130,39 @@ def run_hvi(opts: HviOptions, log=print) -> dict:
     return metrics
 
 
+def majority_accuracy(kind: str, references: List[str]) -> float:
+    """Accuracy of always giving the most common reference fact (speed: the median speed),
+    the floor a model that ignores the scene reaches."""
+    keys = [answer_key(kind, text) for text in references]
+    if kind == "speed":
+        median = float(np.median(keys))
+        return float(np.mean([abs(k - median) <= SPEED_TOLERANCE_MPS for k in keys]))
+    values, counts = np.unique([repr(k) for k in keys], return_counts=True)
+    return float(counts.max() / len(keys))
+
+
 def summarize(records: List[dict]) -> dict:
     by_kind: Dict[str, dict] = {}
     for kind in sorted({r["kind"] for r in records}):
         rows = [r for r in records if r["kind"] == kind]
         by_kind[kind] = {"questions": len(rows), "accuracy": float(np.mean([r["correct"] for r in rows])),
-                         "exact": float(np.mean([r["exact"] for r in rows]))}
+                         "exact": float(np.mean([r["exact"] for r in rows])),
+                         "majority_baseline": majority_accuracy(kind, [r["reference"] for r in rows])}
     reasons = [r["reason_correct"] for r in records if "reason_correct" in r]
+    baseline = sum(m["majority_baseline"] * m["questions"] for m in by_kind.values()) / max(1, len(records))
     return {"questions": len(records),
             "accuracy": float(np.mean([r["correct"] for r in records])) if records else float("nan"),
+            "majority_baseline": baseline,
             "exact": float(np.mean([r["exact"] for r in records])) if records else float("nan"),
             "action_reason_accuracy": float(np.mean(reasons)) if reasons else None, "by_kind": by_kind}
 
 
 def summary_lines(metrics: dict) -> List[str]:
     lines = [f"hvi: {metrics['questions']} questions on {metrics['samples']} {metrics['split']} samples: accuracy "
-             f"{metrics['accuracy']:.1%} (exact answers {metrics['exact']:.1%})"]
+             f"{metrics['accuracy']:.1%} (exact answers {metrics['exact']:.1%}; most-common-answer baseline "
+             f"{metrics['majority_baseline']:.1%})"]
     for kind, m in metrics["by_kind"].items():
-        lines.append(f"  {kind:7s} {m['accuracy']:6.1%} of {m['questions']}")
+        lines.append(f"  {kind:7s} {m['accuracy']:6.1%} of {m['questions']} (baseline {m['majority_baseline']:.1%})")
     if metrics.get("action_reason_accuracy") is not None:
         lines.append(f"  action reason {metrics['action_reason_accuracy']:.1%}")
     return lines
@@ -156,10 +172,12 @@ def _markdown(metrics: dict, records: List[dict], examples: int = 2) -> str:
     text = ["# Human-vehicle interaction: templated questions on held-out episodes", "",
             f"Data `{metrics['data']}`, split `{metrics['split']}`, {metrics['samples']} samples, "
             f"{metrics['questions']} questions; model `{metrics['model_id']}`. Scoring: eval/hvi.py.", "",
-            f"**Accuracy {metrics['accuracy']:.1%}** (exact answers {metrics['exact']:.1%}).", "",
-            "| kind | questions | accuracy | exact |", "| --- | --- | --- | --- |"]
+            f"**Accuracy {metrics['accuracy']:.1%}** (exact answers {metrics['exact']:.1%}). Baseline: always the "
+            f"most common reference fact of the kind (speed: the median), {metrics['majority_baseline']:.1%}.", "",
+            "| kind | questions | accuracy | exact | most-common-answer baseline |", "| --- | --- | --- | --- | --- |"]
     for kind, m in metrics["by_kind"].items():
-        text.append(f"| {kind} | {m['questions']} | {m['accuracy']:.1%} | {m['exact']:.1%} |")
+        text.append(f"| {kind} | {m['questions']} | {m['accuracy']:.1%} | {m['exact']:.1%} | "
+                    f"{m['majority_baseline']:.1%} |")
     text += ["", "## Examples", ""]
     for kind in metrics["by_kind"]:
         for r in [r for r in records if r["kind"] == kind][:examples]:
@@ -168,4 +186,4 @@ def _markdown(metrics: dict, records: List[dict], examples: int = 2) -> str:
     return "\n".join(text) + "\n"
 
 
-__all__ = ["HviOptions", "answer_key", "is_correct", "reason_key", "run_hvi", "summarize", "summary_lines"]
+__all__ = ["HviOptions", "answer_key", "is_correct", "majority_accuracy", "reason_key", "run_hvi", "summarize", "summary_lines"]

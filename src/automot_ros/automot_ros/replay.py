@@ -245,8 +245,12 @@ class _Replay:
         start = time.monotonic()
         self.supervisor.start()
 
+        cameras_out = [o for b, o, t, _ in self.plan.publish if t in CAMERA_TYPES]
+
         def ready() -> bool:
-            return (self.player.subscribers(camera) >= 2
+            # Both nodes have subscribed: each to its camera (the UE to the front camera, the
+            # AE to the BEV raster, or both to one) and to the odometry.
+            return (sum(self.player.subscribers(c) for c in cameras_out) >= 2
                     and all(self.player.subscribers(o) >= 2 for o in odom_out)
                     and self.player.publishers_on(self.plan_topic) >= 1
                     and self.player.publishers_on(self.context_topic) >= 1)

@@ -22,7 +22,7 @@ import numpy as np
 
 from automot_ros.eval.closed_loop import (COMFORT_BOUNDS, COMFORT_RATE_HZ, COMFORT_WINDOW, EpisodeLog, ok_context_ages,
                                          policy_summary)
-from automot_ros.eval.report import fmt, json_safe
+from automot_ros.eval.report import fmt, json_safe, latency_histogram
 
 PLOTS = ("route_completion.png", "trajectories.png", "speed.png", "latency_hist.png")
 RESULT_MARKERS = {"arrived": ("o", "tab:green"), "crash": ("X", "tab:red"), "out_of_road": ("v", "tab:orange"),
@@ -286,15 +286,7 @@ def write_plots(plot_dir: Path, logs: Dict[str, List[EpisodeLog]], metrics: dict
                       np.concatenate([ok_context_ages(e) for e in logs[policy]]))
         for ax, data, title in zip(axes[r], values, ("UE prefill [ms, wall]", "AE inference [ms, wall]",
                                                      "context age [ms, sim time]")):
-            data = np.asarray(data, dtype=float)
-            if data.size:
-                ax.hist(data, bins=min(40, max(5, data.size // 4)), color=colors.get(policy, "tab:blue"), alpha=0.8)
-                ax.axvline(np.median(data), color="k", lw=1, label=f"median {np.median(data):.1f}")
-                ax.axvline(np.percentile(data, 90), color="k", lw=1, ls="--",
-                           label=f"p90 {np.percentile(data, 90):.1f}")
-                ax.legend(fontsize=7)
-            else:
-                ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+            latency_histogram(ax, np.asarray(data, dtype=float), colors.get(policy, "tab:blue"))
             ax.set_title(f"{policy or 'no model policy'}: {title}", fontsize=8)
     fig.tight_layout()
     fig.savefig(paths[3], dpi=110)

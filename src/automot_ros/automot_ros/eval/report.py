@@ -211,6 +211,17 @@ def _counts(counts: Dict[str, int]) -> str:
     return ", ".join(f"{name} {n}" for name, n in counts.items() if n) or "none"
 
 
+def latency_histogram(ax, values: np.ndarray, color: str = "tab:blue") -> None:
+    """A histogram of finite values [N] with its median and p90 marked, or "no data"."""
+    if values.size:
+        ax.hist(values, bins=min(40, max(5, values.size // 4)), color=color, alpha=0.8)
+        ax.axvline(np.median(values), color="k", lw=1, label=f"median {np.median(values):.1f}")
+        ax.axvline(np.percentile(values, 90), color="k", lw=1, ls="--", label=f"p90 {np.percentile(values, 90):.1f}")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+
+
 def write_plots(plot_dir: Path, table: FrameTable) -> List[Path]:
     import matplotlib
 
@@ -240,15 +251,7 @@ def write_plots(plot_dir: Path, table: FrameTable) -> List[Path]:
     for ax, values, title in ((axes[0], table.inference_ms[planned], "AE inference [ms]"),
                               (axes[1], table.end_to_end_ms[planned], "end-to-end latency [ms]"),
                               (axes[2], table.context_age_ms, "context age [ms]")):
-        values = values[np.isfinite(values)]
-        if values.size:
-            ax.hist(values, bins=min(40, max(5, values.size // 4)), color="tab:blue", alpha=0.8)
-            ax.axvline(np.median(values), color="k", lw=1, label=f"median {np.median(values):.1f}")
-            ax.axvline(np.percentile(values, 90), color="k", lw=1, ls="--",
-                       label=f"p90 {np.percentile(values, 90):.1f}")
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        latency_histogram(ax, values[np.isfinite(values)])
         ax.set_title(title, fontsize=9)
         ax.set_ylabel("plans")
     fig.tight_layout()

@@ -6,7 +6,7 @@ are what a run on collected data costs per step; the first step of a stage is no
 Prints a table and writes JSON.
 
     python bench/train_step.py --config tiny
-    python bench/train_step.py --config smol --batch 16 --projector-batch 8 --threads 2
+    python bench/train_step.py --config smol --batch 16 --text-batch 8 --threads 2
 """
 
 from __future__ import annotations
@@ -31,16 +31,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="tiny")
     parser.add_argument("--batch", type=int, default=16, help="AE stage global batch (default: %(default)s)")
-    parser.add_argument("--projector-batch", type=int, help="projector stage batch (default: --batch)")
+    parser.add_argument("--text-batch", "--projector-batch", dest="text_batch", type=int,
+                        help="batch of the text stages, projector and answer (default: --batch)")
     parser.add_argument("--steps", type=int, default=6, help="steps per stage (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
-    samples = max(2 * args.batch, 2 * (args.projector_batch or 0), 32)
+    samples = max(2 * args.batch, 2 * (args.text_batch or 0), 32)
     with tempfile.TemporaryDirectory(prefix="automot-bench-train-") as tmp:
         t0 = time.perf_counter()
         summary = train(TrainOptions(config=args.config, data=f"synthetic:{samples}", out=tmp, steps=args.steps,
-                                     batch=args.batch, projector_batch=args.projector_batch, threads=args.threads,
+                                     batch=args.batch, text_batch=args.text_batch, threads=args.threads,
                                      progress=False, release=False, eval_split=None, warmup_steps=0),
                         log=lambda *a, **k: None)
         wall = time.perf_counter() - t0

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sim_scenes import straight_road, write_straight_store
 
-from automot_ros.data.dataset import DrivingDataset, Episode, collate
+from automot_ros.data.dataset import FUTURE_AGENT_SLOTS, DrivingDataset, Episode, collate, nearest_agents
 from automot_ros.data.sensors import render_bev, render_front
 from automot_ros.sim.state import SimState
 
@@ -45,8 +45,20 @@ def test_items_are_model_ready(store):
     boxes = data.agent_boxes_future(0)
     assert len(boxes) == 6 and all(b.shape == (1, 5) for b in boxes)
     np.testing.assert_allclose([b[0, 0] for b in boxes], 20.0 + 4.0 * np.arange(1, 7), atol=1e-6)
+    # future_agents: the same boxes in a fixed-size array, empty slots NaN.
+    assert item["future_agents"].shape == (6, FUTURE_AGENT_SLOTS, 5) and item["future_agents"].dtype == torch.float32
+    np.testing.assert_allclose(item["future_agents"][:, 0].numpy(), np.concatenate(boxes), atol=1e-5)
+    assert bool(torch.isnan(item["future_agents"][:, 1:]).all())
     full = DrivingDataset(store, "heldout")
     assert full[0]["frames"].shape == (4, 3, 128, 256) and full[0]["seed"] == 1
+
+
+def test_nearest_agents_keeps_the_closest_to_each_waypoint_nearest_first():
+    far, near, middle = [30.0, 0.0, 4.5, 1.9, 0.0], [5.0, 1.0, 4.5, 1.9, 0.0], [10.0, -4.0, 4.5, 1.9, 0.0]
+    boxes = [np.array([far, near, middle]), np.zeros((0, 5))]
+    out = nearest_agents(boxes, np.array([[4.0, 0.0], [8.0, 0.0]]), slots=2)
+    np.testing.assert_array_equal(out[0], np.array([near, middle], dtype=np.float32))
+    assert np.isnan(out[1]).all()
 
 
 def test_a_batch_runs_through_the_tiny_model(store):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from automot_ros.model import build_model
-from automot_ros.train.cache import AECacheDataset, build_ae_cache, context_tokens
+from automot_ros.train.cache import AE_FIELDS, AECacheDataset, build_ae_cache, context_tokens
 from automot_ros.train.synthetic import SyntheticDriving
 
 
@@ -42,8 +42,9 @@ def test_cache_holds_the_ae_heads_of_each_tick_in_fp16(model, data, tmp_path):
             expected = model.understand(tick_item["frames"], tick_item["instruction"]).kv[:, :, :a.kv_heads]
         assert item["context_kv"].dtype == torch.float16
         torch.testing.assert_close(item["context_kv"].float(), expected, rtol=2e-3, atol=2e-3)
-        for name in ("scene_input", "target_points", "speed", "future_xy", "future_speed", "path_xy", "labels"):
-            assert torch.equal(item[name], torch.as_tensor(source[name])), name
+        for name in AE_FIELDS:
+            assert torch.equal(item[name], torch.as_tensor(source[name])) or name == "future_agents", name
+        torch.testing.assert_close(item["future_agents"], source["future_agents"], equal_nan=True)
 
 
 def test_cache_is_reused_until_the_ue_changes(model, data, tmp_path):
@@ -62,3 +63,19 @@ def test_cache_is_reused_until_the_ue_changes(model, data, tmp_path):
     (third / "meta.json").unlink()
     assert build_ae_cache(model, data, tmp_path, ue_period_s=0.0, log=lambda *a: None) == third
     assert (third / "meta.json").is_file()
+
+
+def test_a_field_added_since_the_build_is_filled_in_without_recomputing_contexts(model, data, tmp_path):
+    path = build_ae_cache(model, data, tmp_path, log=lambda *a: None)
+    expected = np.load(path / "future_agents.npy")
+    (path / "future_agents.npy").unlink()  # a cache built before the field existed
+    stamp = (path / "contexts.npy").stat().st_mtime_ns
+
+    def no_contexts(frames, instructions):
+        raise AssertionError("contexts recomputed")
+
+    lines = []
+    assert build_ae_cache(model, data, tmp_path, log=lines.append, context_fn=no_contexts) == path
+    assert (path / "contexts.npy").stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(np.load(path / "future_agents.npy"), expected)
+    assert any("added future_agents" in line for line in lines) and not (path / "adding").exists()

@@ -1,6 +1,6 @@
 """`automot train` end to end on in-memory synthetic data (tiny, single process): the loss
 goes down, an interrupted run resumed gives the same curve and weights, and the fp16
-release file loads as a model."""
+release file loads as a model with the UE the AE trained on."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import json
 
 import pytest
 import torch
+import yaml
 from safetensors import safe_open
 
 from automot_ros.model import build_model
+from automot_ros.paths import config_dir
+from automot_ros.train.cache import ue_digest
 from automot_ros.train.trainer import LOG_COLUMNS, TrainOptions, read_log, train
 
 
@@ -73,6 +76,9 @@ def test_release_file_is_fp16_trained_parts_and_loads(tmp_path):
     assert release.stat().st_size < 0.55 * (tmp_path / "model.safetensors").stat().st_size
     fp16 = build_model("tiny", checkpoint=release)
     fp32 = build_model("tiny", checkpoint=tmp_path / "model.safetensors")
+    # The projector was rounded to fp16 precision when its stage ended: the UE the AE trained on
+    # is the released one, and a context cache of either file serves the other.
+    assert ue_digest(fp16) == ue_digest(fp32)
     g = torch.Generator().manual_seed(0)
     v, s = fp32.cfg.vision, fp32.cfg.action.scene
     frames = torch.randint(0, 256, (v.frames, 3, *v.image_size), dtype=torch.uint8, generator=g)
@@ -84,3 +90,36 @@ def test_release_file_is_fp16_trained_parts_and_loads(tmp_path):
     a = fp32.act(fp32.understand(frames, instruction), *args)
     b = fp16.act(fp16.understand(frames, instruction), *args)
     torch.testing.assert_close(b.waypoints, a.waypoints, rtol=0, atol=0.05)
+
+
+def test_the_answer_stage_trains_only_the_adapter_from_a_checkpoint_without_one(tmp_path):
+    config = yaml.safe_load((config_dir() / "models" / "tiny.yaml").read_text())
+    config["name"] = "tiny"
+    config.setdefault("decoder", {})["answer_adapter_rank"] = 4
+    (tmp_path / "tiny-answer.yaml").write_text(yaml.safe_dump(config))
+    train(_opts(tmp_path / "base", stage="ae", steps=2), log=_quiet)
+    base = tmp_path / "base" / "model.safetensors"
+    lines = []
+    train(_opts(tmp_path / "answer", config=str(tmp_path / "tiny-answer.yaml"), stage="answer", answer_steps=25,
+                lr=3e-3, init=str(base)), log=lines.append)
+    assert any("no answer adapter; it starts untrained" in line for line in lines)
+    ce = [float(r["answer_ce"]) for r in read_log(tmp_path / "answer" / "train_log.csv")]
+    assert len(ce) == 25 and sum(ce[-5:]) < 0.8 * sum(ce[:5]), ce
+    with safe_open(str(base), "pt") as before, safe_open(str(tmp_path / "answer" / "model.safetensors"), "pt") as after:
+        adapter = [k for k in after.keys() if k.startswith("answer_adapter.")]
+        assert adapter and set(after.keys()) - set(adapter) == set(before.keys())
+        for key in before.keys():  # the UE and the AE are untouched
+            assert torch.equal(before.get_tensor(key), after.get_tensor(key)), key
+        assert any(float(after.get_tensor(k).abs().sum()) > 0 for k in adapter if k.endswith("up.weight"))
+    # Its release file loads as the adapted config.
+    assert build_model(str(tmp_path / "tiny-answer.yaml"),
+                       checkpoint=tmp_path / "answer" / "tiny.fp16.safetensors").answer_adapter is not None
+    with pytest.raises(ValueError, match="no answer adapter"):
+        train(_opts(tmp_path / "none", stage="answer", steps=1), log=_quiet)
+
+
+def test_stages_run_in_training_order_and_unknown_ones_are_refused(tmp_path):
+    train(_opts(tmp_path / "two", stage="ae,projector", steps=1), log=_quiet)
+    assert [r["stage"] for r in read_log(tmp_path / "two" / "train_log.csv")] == ["projector", "ae"]
+    with pytest.raises(ValueError, match="comma-separated"):
+        train(_opts(tmp_path / "bad", stage="ae,decoder", steps=1), log=_quiet)

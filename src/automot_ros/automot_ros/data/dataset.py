@@ -13,6 +13,7 @@
 | future_speed | float32 [6] |
 | path_xy | float32 [20, 2]: path points at 1 ... 20 m |
 | labels | int64 [3, 2]: (lateral, longitudinal) for now, +1 s, +2 s |
+| future_agents | float32 [6, 8, 5]: at each waypoint time, the FUTURE_AGENT_SLOTS agent boxes (cx, cy, length, width, yaw; ego frame) nearest the expert's waypoint, NaN rows where there are fewer (the AE's agent-clearance loss) |
 | qa | list of {kind, question, answer, fields} (data.qa) |
 | seed, frame | int: where the sample comes from |
 
@@ -20,7 +21,8 @@
 collection size (PNG) and resized at load time (cv2 INTER_AREA, data.image.to_model_frame).
 Samples of failed episodes whose future runs into the failure are left out unless
 ``include_invalid`` (data.samples: ``valid``). ``agent_boxes_future(i)`` gives the ground-truth
-agent boxes at the 6 waypoint times (for eval.open_loop's collision rate).
+agent boxes at the 6 waypoint times (for eval.open_loop's collision rate); ``future_agents``
+keeps the nearest of them in a fixed-size array a batch can stack.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ from automot_ros.data.image import to_model_frame
 from automot_ros.data.samples import EpisodeLog
 from automot_ros.eval.open_loop import FUTURE_TIMES_S
 from automot_ros.model.prompt import format_instruction
+
+# Agents kept per waypoint time in an item's future_agents: more than ever come within reach
+# of a 3 s plan at the collection's traffic density.
+FUTURE_AGENT_SLOTS = 8
 
 
 @dataclass
@@ -167,6 +173,7 @@ class DrivingDataset(Dataset):
             "future_speed": torch.from_numpy(a["sample_future_speed"][n].astype(np.float32)),
             "path_xy": torch.from_numpy(a["sample_path_xy"][n].astype(np.float32)),
             "labels": torch.from_numpy(a["sample_labels"][n].astype(np.int64)),
+            "future_agents": torch.from_numpy(nearest_agents(self.agent_boxes_future(i), a["sample_future_xy"][n])),
             "qa": ep.qa.get(n, []),
             "seed": ep.log.seed,
             "frame": int(a["sample_frame"][n]),
@@ -178,6 +185,19 @@ class DrivingDataset(Dataset):
         ep = self.episode(e)
         k = int(ep.arrays["sample_frame"][n])
         return [ep.log.agent_boxes_ego(k, at=k + ep.log.frames_per(t)) for t in FUTURE_TIMES_S]
+
+
+def nearest_agents(boxes_per_step: Sequence[np.ndarray], anchors_xy: np.ndarray,
+                   slots: int = FUTURE_AGENT_SLOTS) -> np.ndarray:
+    """Per step k, the ``slots`` boxes of boxes_per_step[k] [A_k, 5] whose centers are nearest
+    anchors_xy[k] [2] (the expert's waypoint), nearest first -> float32 [K, slots, 5], NaN
+    rows where a step has fewer agents."""
+    out = np.full((len(boxes_per_step), slots, 5), np.nan, dtype=np.float32)
+    for k, boxes in enumerate(boxes_per_step):
+        boxes = np.asarray(boxes, dtype=float).reshape(-1, 5)
+        order = np.argsort(np.linalg.norm(boxes[:, :2] - anchors_xy[k], axis=1), kind="stable")[:slots]
+        out[k, :len(order)] = boxes[order]
+    return out
 
 
 def collate(batch: List[dict]) -> dict:
@@ -194,4 +214,4 @@ def collate(batch: List[dict]) -> dict:
     return out
 
 
-__all__ = ["DrivingDataset", "Episode", "collate"]
+__all__ = ["DrivingDataset", "Episode", "FUTURE_AGENT_SLOTS", "collate", "nearest_agents"]

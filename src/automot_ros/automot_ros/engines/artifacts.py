@@ -144,7 +144,7 @@ def model_identity(model: Union[str, Path], checkpoint: Optional[Union[str, Path
     """(ModelConfig, model_id) exactly as ``build_model(model, checkpoint)`` would give them,
     without building the model (the engine backends need neither torch weights nor the UE).
     """
-    from automot_ros.model.checkpoint import FORMAT, file_digest, resolve_checkpoint
+    from automot_ros.model.checkpoint import FORMAT, check_serves, file_digest, resolve_checkpoint
     from automot_ros.model.config import ModelConfig, load_model_config
 
     checkpoint = resolve_checkpoint(model, checkpoint)
@@ -156,8 +156,8 @@ def model_identity(model: Union[str, Path], checkpoint: Optional[Union[str, Path
         if meta.get("format") != FORMAT:
             raise ValueError(f"{checkpoint} is not an {FORMAT} file (metadata format {meta.get('format')!r})")
         cfg = ModelConfig.from_dict(json.loads(meta["config"]))
-        if model and load_model_config(model) != cfg:
-            raise ValueError(f"checkpoint {checkpoint} was trained with another config than {model!r}")
+        if model:
+            check_serves(checkpoint, cfg, model)
         return cfg, f"{cfg.name}-{file_digest(checkpoint)}"
     cfg = load_model_config(model)
     return cfg, f"{cfg.name}-{cfg.digest}-seed{seed}"

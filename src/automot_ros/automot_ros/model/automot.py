@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .action_expert import ActionExpert
+from .answer_adapter import AnswerAdapter
 from .config import ModelConfig
 from .context import ContextCache
 from .decoder import Decoder
@@ -35,7 +36,9 @@ class Answer:
 
 
 class AutoMoT(nn.Module):
-    """Parts: ``frame_encoder`` + ``projector`` + ``decoder`` (the UE), ``ae`` (the AE).
+    """Parts: ``frame_encoder`` + ``projector`` + ``decoder`` (the UE), ``answer_adapter``
+    (None unless the config has one: the UE's low-rank update for question and answer
+    tokens), ``ae`` (the AE).
 
     ``load_pretrained``: fill the UE from the installed weight wheels where the config says
     so (off for meta-device builds and when a full checkpoint follows).
@@ -51,6 +54,8 @@ class AutoMoT(nn.Module):
         d = cfg.decoder.hidden
         self.projector = nn.Sequential(nn.Linear(cfg.vision.out_channels, d), nn.GELU(), nn.Linear(d, d))
         self.decoder = Decoder(cfg.decoder)
+        # Question and answer tokens only (model/answer_adapter.py): contexts never see it.
+        self.answer_adapter = AnswerAdapter(cfg.decoder) if cfg.decoder.answer_adapter_rank > 0 else None
         self.ae = ActionExpert(cfg.action, cfg.decoder)
         if load_pretrained:
             self._load_pretrained()
@@ -137,7 +142,7 @@ class AutoMoT(nn.Module):
         self._check_context(context)
         ids = self.tokenizer.encode(question_text(self.tokenizer, question))
         out, reason = self.decoder.generate(context.kv, ids, self.tokenizer.eos_ids,
-                                            max_new_tokens, max_time_s)
+                                            max_new_tokens, max_time_s, adapter=self.answer_adapter)
         return Answer(self.tokenizer.decode(out), tuple(out), reason)
 
     # ----- Training and batched passes of the Understanding Expert ----------------------
@@ -180,7 +185,8 @@ class AutoMoT(nn.Module):
         ``context_kv``, text_ids int64 [B, N] (e.g. ``qa_token_ids``; right-padding is
         harmless: no earlier position sees it) -> logits [B, N, vocab]: row i scores
         text_ids[:, i] given the context and text_ids[:, :i] (row 0 comes from the
-        context's last token).
+        context's last token). The text runs after the context as in ``answer``: through
+        the answer adapter, if any; the context without it.
         """
         if not isinstance(text_ids, torch.Tensor) or text_ids.ndim != 2 or text_ids.dtype != torch.long:
             raise ValueError(f"text_ids must be int64 [B, N], got {getattr(text_ids, 'dtype', type(text_ids))} "
@@ -188,9 +194,10 @@ class AutoMoT(nn.Module):
         x_ctx = self._batched_context(frames, instruction)
         if text_ids.shape[0] != x_ctx.shape[0] or text_ids.shape[1] < 1:
             raise ValueError(f"text_ids {list(text_ids.shape)} do not fit a batch of {x_ctx.shape[0]}")
-        x = torch.cat([x_ctx, self.decoder.embed_tokens(text_ids[:, :-1].to(x_ctx.device))], dim=1)
-        hidden, _ = self.decoder.causal(x)
-        return self.decoder.logits(hidden[:, x_ctx.shape[1] - 1:])
+        hidden_ctx, kv = self.decoder.causal(x_ctx, kv_heads=self.cfg.decoder.kv_heads)
+        text = self.decoder.embed_tokens(text_ids[:, :-1].to(x_ctx.device))
+        hidden_text = self.decoder.after_context(text, kv, self.answer_adapter)
+        return self.decoder.logits(torch.cat([hidden_ctx[:, -1:], hidden_text], dim=1))
 
     # ----- Action Expert ---------------------------------------------------------------
 

@@ -12,6 +12,7 @@ against the working directory first, then the package's share directory.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -102,10 +103,28 @@ def file_digest(path: Union[str, Path]) -> str:
     return h.hexdigest()[:12]
 
 
+def adds_answer_adapter(old: ModelConfig, new: ModelConfig) -> bool:
+    """Whether config ``new`` is ``old`` plus an answer adapter. A checkpoint of ``old``
+    then serves ``new``: an untrained adapter changes nothing (model/answer_adapter.py)."""
+    rank = new.decoder.answer_adapter_rank
+    return old.decoder.answer_adapter_rank == 0 < rank and \
+        dataclasses.replace(old, decoder=dataclasses.replace(old.decoder, answer_adapter_rank=rank)) == new
+
+
+def check_serves(path: Union[str, Path], trained: ModelConfig, config) -> None:
+    """Refuse checkpoint ``path``, trained with config ``trained``, for the model ``config``
+    (name, path or ModelConfig) unless it is that config or that config without its answer
+    adapter (``adds_answer_adapter``)."""
+    wanted = load_model_config(config)
+    if wanted != trained and not adds_answer_adapter(trained, wanted):
+        raise ValueError(f"checkpoint {path} was trained with another config than {config!r}")
+
+
 def load_checkpoint(path: Union[str, Path], config=None, release_names: bool = False) -> AutoMoT:
     """A model from a checkpoint. ``config`` (name, path or ModelConfig) is required for
     release-named files, which carry no automot config; for ours it must match the
-    embedded one if given. ``release_names``: tensors named as in the official release
+    embedded one if given (or be it plus an answer adapter: the model is then built
+    without one, which answers the same as an untrained one). ``release_names``: tensors named as in the official release
     (see ``release_names``)."""
     if release_names:
         if config is None:
@@ -114,8 +133,8 @@ def load_checkpoint(path: Union[str, Path], config=None, release_names: bool = F
         cfg, state = load_model_config(config), from_release(load_file(str(path)))
     else:
         cfg, state = read_checkpoint(path)
-        if config is not None and load_model_config(config) != cfg:
-            raise ValueError(f"checkpoint {path} was trained with another config than {config!r}")
+        if config is not None:
+            check_serves(path, cfg, config)
     model = AutoMoT(cfg)
     load_state_strict(model, state)
     model.model_id = f"{cfg.name}-{file_digest(path)}"

@@ -78,6 +78,7 @@ class DecoderConfig:
     rope_base: float = 10000.0
     norm_eps: float = 1e-6
     tie_embeddings: bool = True
+    answer_adapter_rank: int = 0  # LoRA rank on the question/answer tokens (model/answer_adapter.py); 0: none
 
     @property
     def group(self) -> int:

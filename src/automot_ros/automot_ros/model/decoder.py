@@ -36,14 +36,15 @@ class Decoder(nn.Module):
         return like.new_empty(c.layers, 2, c.kv_heads, tokens, c.head_dim)
 
     def run(self, x: torch.Tensor, cache: torch.Tensor, start: int,
-            kv_only: bool = False) -> Optional[torch.Tensor]:
+            kv_only: bool = False, adapter=None) -> Optional[torch.Tensor]:
         """Run new tokens after ``start`` cached ones, writing their K/V into ``cache``.
 
         x [1, L, hidden] embeddings of the new tokens at positions start..start+L-1;
         cache [layers, 2, kv_heads, >= start + L, head_dim], holding positions < start.
         Returns the normed final hidden states [1, L, hidden], or None with ``kv_only``:
         a context needs only each layer's K/V, so the last layer's attention and MLP are
-        skipped (nothing ever reads their output).
+        skipped (nothing ever reads their output). ``adapter``: an ``AnswerAdapter`` for
+        these tokens (question and answer tokens only; never a context's).
         """
         n = x.shape[1]
         end = start + n
@@ -51,13 +52,33 @@ class Decoder(nn.Module):
         mask = causal_mask(n, start, x.device)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            q, k, v = block.qkv(x, cos, sin)
+            layer_adapter = None if adapter is None else adapter.layers[i]
+            q, k, v = block.qkv(x, cos, sin, layer_adapter)
             cache[i, 0, :, start:end] = k[0]
             cache[i, 1, :, start:end] = v[0]
             if kv_only and i == last:
                 return None
             out = attend(q, cache[i, 0, None, :, :end], cache[i, 1, None, :, :end], mask)
-            x = block.finish(x, out)
+            x = block.finish(x, out, layer_adapter)
+        return self.norm(x)
+
+    def after_context(self, x: torch.Tensor, context_kv: torch.Tensor, adapter=None) -> torch.Tensor:
+        """Batched, differentiable pass of text after contexts (the answers' training pass).
+
+        x [B, N, hidden] embeddings at positions T..T+N-1 after contexts context_kv [B,
+        layers, 2, kv_heads, T, head_dim] (every KV head); ``adapter`` as in ``run``.
+        Returns the normed final hidden states [B, N, hidden]. Equals ``run`` of the same
+        tokens after the same context (which writes a cache; this does not).
+        """
+        start, n = context_kv.shape[4], x.shape[1]
+        cos, sin = self.rotary(torch.arange(start, start + n, device=x.device))
+        mask = causal_mask(n, start, x.device)
+        for i, block in enumerate(self.blocks):
+            layer_adapter = None if adapter is None else adapter.layers[i]
+            q, k, v = block.qkv(x, cos, sin, layer_adapter)
+            keys = torch.cat([context_kv[:, i, 0], k], dim=2)
+            values = torch.cat([context_kv[:, i, 1], v], dim=2)
+            x = block.finish(x, attend(q, keys, values, mask), layer_adapter)
         return self.norm(x)
 
     def causal(self, x: torch.Tensor, kv_heads: Optional[int] = None,
@@ -88,12 +109,13 @@ class Decoder(nn.Module):
 
     def generate(self, context_kv: torch.Tensor, prompt_ids: Sequence[int],
                  eos_ids: Sequence[int], max_new_tokens: int,
-                 max_time_s: Optional[float] = None) -> Tuple[List[int], str]:
+                 max_time_s: Optional[float] = None, adapter=None) -> Tuple[List[int], str]:
         """Greedy decoding of ``prompt_ids`` appended after a (read-only) context.
 
         context_kv [layers, 2, kv_heads, T, head_dim] (T may be 0) is copied into a buffer
-        of its own, so the context is never written. Returns (new token ids, stopped
-        reason): ``eos``, ``max_new_tokens`` or ``max_time``.
+        of its own, so the context is never written. ``adapter``: the ``AnswerAdapter``
+        for the prompt and the generated tokens. Returns (new token ids, stopped reason):
+        ``eos``, ``max_new_tokens`` or ``max_time``.
         """
         deadline = None if max_time_s is None else time.monotonic() + max_time_s
         start = context_kv.shape[3]
@@ -102,7 +124,7 @@ class Decoder(nn.Module):
         x = self.embed_tokens(torch.tensor([list(prompt_ids)], device=context_kv.device))
         out: List[int] = []
         while len(out) < max_new_tokens:
-            hidden = self.run(x, cache, start)
+            hidden = self.run(x, cache, start, adapter=adapter)
             start += x.shape[1]
             token = int(self.logits(hidden[0, -1]).argmax())
             if token in eos_ids:

@@ -75,19 +75,28 @@ class ExpertBlock(nn.Module):
         self.post_norm = RMSNorm(hidden, eps)
         self.mlp = SwiGLU(hidden, mlp)
 
-    def qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor):
-        """x [B, N, hidden] -> q [B, heads, N, head_dim], k, v [B, kv_heads, N, head_dim]."""
+    def qkv(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, adapter=None):
+        """x [B, N, hidden] -> q [B, heads, N, head_dim], k, v [B, kv_heads, N, head_dim].
+        ``adapter``: a ``LayerAdapter`` whose low-rank updates add to q, k, v (answer tokens)."""
         b, n, _ = x.shape
         h = self.input_norm(x)
-        q = self.q_norm(self.q_proj(h).view(b, n, self.heads, self.head_dim)).transpose(1, 2)
-        k = self.k_norm(self.k_proj(h).view(b, n, self.kv_heads, self.head_dim)).transpose(1, 2)
-        v = self.v_proj(h).view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = self.q_proj(h), self.k_proj(h), self.v_proj(h)
+        if adapter is not None:
+            q, k, v = q + adapter.q(h), k + adapter.k(h), v + adapter.v(h)
+        q = self.q_norm(q.view(b, n, self.heads, self.head_dim)).transpose(1, 2)
+        k = self.k_norm(k.view(b, n, self.kv_heads, self.head_dim)).transpose(1, 2)
+        v = v.view(b, n, self.kv_heads, self.head_dim).transpose(1, 2)
         return apply_rotary(q, cos, sin), apply_rotary(k, cos, sin), v
 
-    def finish(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        """x [B, N, hidden], attn [B, heads, N, head_dim] -> the layer's output [B, N, hidden]."""
+    def finish(self, x: torch.Tensor, attn: torch.Tensor, adapter=None) -> torch.Tensor:
+        """x [B, N, hidden], attn [B, heads, N, head_dim] -> the layer's output [B, N, hidden]
+        (``adapter``: its o update adds to the output projection)."""
         b, _, n, _ = attn.shape
-        x = x + self.o_proj(attn.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
+        attn = attn.transpose(1, 2).reshape(b, n, self.heads * self.head_dim)
+        out = self.o_proj(attn)
+        if adapter is not None:
+            out = out + adapter.o(attn)
+        x = x + out
         return x + self.mlp(self.post_norm(x))
 
 

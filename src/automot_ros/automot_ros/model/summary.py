@@ -16,8 +16,9 @@ from .config import load_model_config
 
 
 def parameter_counts(config) -> Dict[str, int]:
-    """Counts per part: UE (vision, projector, decoder), AE (layers = the per-layer expert
-    weights + final norm; io = scene encoder, input embeddings, queries, heads)."""
+    """Counts per part: UE (vision, projector, decoder, answer adapter: 0 without one), AE
+    (layers = the per-layer expert weights + final norm; io = scene encoder, input
+    embeddings, queries, heads)."""
     cfg = load_model_config(config)
     with torch.device("meta"):
         model = AutoMoT(cfg, load_pretrained=False)
@@ -27,7 +28,9 @@ def parameter_counts(config) -> Dict[str, int]:
 
     ae_layers = count(model.ae.blocks) + count(model.ae.norm)
     return {"ue_vision": count(model.frame_encoder), "ue_projector": count(model.projector),
-            "ue_decoder": count(model.decoder), "ae_layers": ae_layers,
+            "ue_decoder": count(model.decoder),
+            "ue_answer_adapter": count(model.answer_adapter) if model.answer_adapter is not None else 0,
+            "ae_layers": ae_layers,
             "ae_io": count(model.ae) - ae_layers, "ae_total": count(model.ae),
             "total": count(model)}
 
@@ -42,7 +45,7 @@ def main(argv=None) -> None:
         print(json.dumps(counts, indent=2))
         return
     for name, n in counts.items():
-        print(f"{name:>13}  {n:>15,d}  ({n / 1e9:.3f} B)")
+        print(f"{name:>17}  {n:>15,d}  ({n / 1e9:.3f} B)")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ UE KV heads >= the AE's kv_heads are never read (model/action_expert.py). smol: 
 Layout of ``<cache_root>/<key>/`` (key = hash of the UE weights, the data, the pairing):
 ``contexts.npy`` fp16 [contexts, layers, 2, ae_kv_heads, tokens, head_dim], the AE inputs
 and targets per sample (``scene_input.npy`` uint8 [N, 3, Hs, Ws], ``target_points.npy``,
-``speed.npy``, ``future_xy.npy``, ``future_speed.npy``, ``path_xy.npy``, ``labels.npy``),
-``tick.npy`` (context index per sample), ``age_s.npy``, and ``meta.json`` (written last:
-a cache without it is incomplete and rebuilt). Building is split across the ranks of a
+``speed.npy``, ``future_xy.npy``, ``future_speed.npy``, ``path_xy.npy``, ``labels.npy``,
+``future_agents.npy``), ``tick.npy`` (context index per sample), ``age_s.npy``, and
+``meta.json`` (written last: a cache without it is incomplete and rebuilt). The contexts are
+the expensive part; a complete cache that lacks a per-sample field added to AE_FIELDS since
+it was built gets that field filled in from the dataset, its contexts kept. Building is split across the ranks of a
 distributed run (each computes every world_size-th sample; the directory must be shared).
 """
 
@@ -40,9 +42,12 @@ from automot_ros.train.defaults import DEFAULT_UE_PERIOD_S
 from automot_ros.train.distributed import DistEnv, barrier, broadcast_object
 
 CACHE_FORMAT = "automot-ae-cache-v1"
+# The Understanding Expert's tensors: a context depends on these and nothing else.
+UE_PREFIXES = ("frame_encoder.", "projector.", "decoder.")
 # Per-sample AE inputs and targets: dataset key -> numpy dtype.
 AE_FIELDS = {"scene_input": np.uint8, "target_points": np.float32, "speed": np.float32,
-             "future_xy": np.float32, "future_speed": np.float32, "path_xy": np.float32, "labels": np.int64}
+             "future_xy": np.float32, "future_speed": np.float32, "path_xy": np.float32, "labels": np.int64,
+             "future_agents": np.float32}
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,16 @@ def plan_ticks(metas: Sequence[Tuple[int, int]], hz: float, ue_period_s: float) 
 
 
 def ue_digest(model, env: DistEnv = DistEnv()) -> str:
-    """Hash of the config and every UE tensor (frame encoder, projector, decoder): a
-    context depends on nothing else. FSDP-sharded tensors hash their local shards, and
+    """Hash of the config (but the answer adapter's rank) and every UE tensor (frame
+    encoder, projector, decoder): a context depends on nothing else. FSDP-sharded tensors hash their local shards, and
     the ranks' hashes are combined (collective)."""
     h = hashlib.blake2b(digest_size=10)
-    h.update(model.cfg.to_json().encode())
+    config = model.cfg.to_dict()
+    del config["decoder"]["answer_adapter_rank"]  # contexts never pass through the answer adapter
+    h.update(json.dumps(config, sort_keys=True).encode())
     sharded = False
     for name, tensor in sorted(model.state_dict().items()):
-        if name.startswith(("frame_encoder.", "projector.", "decoder.")):
+        if name.startswith(UE_PREFIXES):
             if hasattr(tensor, "to_local"):  # DTensor (FSDP2)
                 tensor, sharded = tensor.to_local(), True
             h.update(name.encode())
@@ -140,6 +147,10 @@ def build_ae_cache(model, dataset, cache_root: Union[str, Path], env: DistEnv = 
     key = hashlib.blake2b(key_src.encode(), digest_size=8).hexdigest()
     path = Path(cache_root) / f"{model.cfg.name}-{key}"
     if (path / "meta.json").is_file():
+        missing = [name for name in AE_FIELDS if not (path / f"{name}.npy").is_file()]
+        if missing and env.is_main:
+            _fill_fields(path, dataset, missing, progress, log)
+        barrier(env)
         if env.is_main:
             log(f"cache: reusing {path} ({plan.num_contexts} contexts for {len(metas)} samples)")
         return path
@@ -152,10 +163,7 @@ def build_ae_cache(model, dataset, cache_root: Union[str, Path], env: DistEnv = 
         np.save(path / "tick.npy", plan.tick)
         np.save(path / "age_s.npy", plan.age_s)
         np.lib.format.open_memmap(path / "contexts.npy", mode="w+", dtype=np.float16, shape=ctx_shape).flush()
-        first = dataset[0]
-        for name, dtype in AE_FIELDS.items():
-            shape = (len(metas),) + tuple(torch.as_tensor(first[name]).shape)
-            np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=dtype, shape=shape).flush()
+        _create_fields(path, dataset, AE_FIELDS)
     barrier(env)
     contexts = np.load(path / "contexts.npy", mmap_mode="r+")
     fields = {name: np.load(path / f"{name}.npy", mmap_mode="r+") for name in AE_FIELDS}
@@ -223,6 +231,38 @@ def build_ae_cache(model, dataset, cache_root: Union[str, Path], env: DistEnv = 
     return broadcast_object(path, env)
 
 
+def _create_fields(path: Path, dataset, names) -> Dict[str, np.ndarray]:
+    """Allocate ``<name>.npy`` [N, ...] for the given AE_FIELDS, shaped like the dataset's first item."""
+    first = dataset[0]
+    arrays = {}
+    for name in names:
+        shape = (len(dataset),) + tuple(torch.as_tensor(first[name]).shape)
+        arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=AE_FIELDS[name], shape=shape)
+    return arrays
+
+
+def _fill_fields(path: Path, dataset, names: List[str], progress: bool, log) -> None:
+    """Add per-sample fields to a complete cache (written under a temporary name, renamed
+    when full: an interrupted fill leaves the cache as it was)."""
+    t0 = time.perf_counter()
+    partial = path / "adding"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    arrays = _create_fields(partial, dataset, names)
+    bar = _progress(len(dataset), "cache fields", progress)
+    for i in range(len(dataset)):
+        item = dataset[i]
+        for name in names:
+            arrays[name][i] = torch.as_tensor(item[name]).numpy()
+        bar.update(1)
+    bar.close()
+    for name, array in arrays.items():
+        array.flush()
+        (partial / f"{name}.npy").replace(path / f"{name}.npy")
+    partial.rmdir()
+    log(f"cache: added {', '.join(names)} to {path} in {time.perf_counter() - t0:.1f} s")
+
+
 class _NoBar:
     def update(self, n: int = 1) -> None:
         pass
@@ -268,5 +308,5 @@ class AECacheDataset(Dataset):
         return item
 
 
-__all__ = ["AECacheDataset", "AE_FIELDS", "CACHE_FORMAT", "TickPlan", "build_ae_cache", "context_tokens",
+__all__ = ["AECacheDataset", "AE_FIELDS", "CACHE_FORMAT", "UE_PREFIXES", "TickPlan", "build_ae_cache", "context_tokens",
            "data_fingerprint", "plan_ticks", "ue_digest"]

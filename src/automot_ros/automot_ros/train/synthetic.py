@@ -3,8 +3,9 @@
 Items have DrivingDataset's keys and shapes (data/dataset.py). Each sample drives a
 circular arc: speed s and curvature k are drawn per sample; the future waypoints, path and
 route target points lie on that arc, the labels follow from k and s, and the one QA pair
-states the speed. The frames and the scene raster are smooth noise plus a brightness ramp
-that encodes k, so the targets are predictable from the inputs. NOT driving data.
+states the speed; there is no other traffic (future_agents empty). The frames and the
+scene raster are smooth noise plus a brightness ramp that encodes k, so the targets are
+predictable from the inputs. NOT driving data.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from automot_ros.data.dataset import FUTURE_AGENT_SLOTS
 from automot_ros.data.decisions import (
     LAT_LEFT,
     LAT_RIGHT,
@@ -105,6 +107,7 @@ class SyntheticDriving(Dataset):
             "future_speed": torch.full((len(FUTURE_TIMES_S),), s, dtype=torch.float32),
             "path_xy": torch.from_numpy(arc_points(np.arange(1.0, 21.0), k).astype(np.float32)),
             "labels": torch.tensor([[_lateral(k), LON_STOP if s < 0.5 else LON_KEEP]] * 3, dtype=torch.int64),
+            "future_agents": torch.full((len(FUTURE_TIMES_S), FUTURE_AGENT_SLOTS, 5), float("nan")),  # no traffic
             "qa": self.qa(i),
             "seed": seed,
             "frame": frame,

@@ -5,11 +5,16 @@ Stages (DESIGN.md section 1; issue 7):
 1. ``projector``: the UE's projector learns to feed the frozen decoder: teacher-forced
    next-token CE on the QA answers (``losses.answer_ce``) given frames + instruction +
    question (``AutoMoT.text_logits``). Trained: the projector only (vision encoder and
-   decoder frozen).
+   decoder frozen); rounded to fp16 precision at the stage's end (the release file's).
 2. ``ae``: the Action Expert learns to plan from the frozen UE's contexts with the release's
-   losses (``losses.action_losses``). The contexts are computed once per UE tick and
-   cached (``cache.py``); the AE trains on them. Trained: every AE parameter (scene
-   encoder, embeddings, queries, per-layer weights, heads).
+   losses plus our agent-clearance term (``losses.action_losses``). The contexts are
+   computed once per UE tick and cached (``cache.py``); the AE trains on them. Trained:
+   every AE parameter (scene encoder, embeddings, queries, per-layer weights, heads).
+3. ``answer`` (configs with ``decoder.answer_adapter_rank`` > 0; skipped otherwise): the
+   answer adapter (``model/answer_adapter.py``) learns to read a context and word the
+   answers, with the same CE as the projector stage. It acts on question and answer
+   tokens only, so contexts, the context cache and the trained AE stay as they are.
+   Trained: the adapter only.
 
 Outputs under OUT: ``train_log.csv`` (one row per step and stage), ``train_log.png`` (loss
 curves), ``checkpoints/last.safetensors`` (trained parts, fp32) + ``checkpoints/last.state.pt``
@@ -42,12 +47,25 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from automot_ros.model.checkpoint import build_model, load_state_strict, read_checkpoint, trained_state_dict
+from automot_ros.model.checkpoint import (
+    build_model,
+    check_serves,
+    load_state_strict,
+    read_checkpoint,
+    trained_state_dict,
+)
 from automot_ros.model.config import load_model_config
 from automot_ros.model.plan import Plan
 from automot_ros.train import cache as ae_cache
 from automot_ros.train.data import GlobalBatchSampler, QACollate, QAPairs
-from automot_ros.train.defaults import DEFAULT_BATCH, DEFAULT_LR, DEFAULT_STEPS, DEFAULT_UE_PERIOD_S, STAGES
+from automot_ros.train.defaults import (
+    DEFAULT_BATCH,
+    DEFAULT_LR,
+    DEFAULT_STEPS,
+    DEFAULT_UE_PERIOD_S,
+    STAGES,
+    TEXT_STAGES,
+)
 from automot_ros.train.distributed import (
     DistEnv,
     all_reduce_mean,
@@ -58,7 +76,7 @@ from automot_ros.train.distributed import (
     wrap_ddp,
     wrap_fsdp,
 )
-from automot_ros.train.losses import AE_LOSS_NAMES, LossWeights, action_losses, answer_ce
+from automot_ros.train.losses import AE_LOSS_NAMES, ActionLossConfig, action_losses, answer_ce
 from automot_ros.train.release import export_release, save_trained
 
 LOG_COLUMNS = ("stage", "step", "loss", "answer_ce", *AE_LOSS_NAMES, "waypoint_l2", "l2_3s", "decision_acc",
@@ -75,12 +93,13 @@ class TrainOptions:
     config: str = "tiny"
     data: str = "synthetic"  # a collected dataset directory, or synthetic[:N]
     out: str = "runs/train"
-    stage: str = "all"  # projector | ae | all
+    stage: str = "all"  # all, or stages comma-separated: projector,ae,answer
     steps: Optional[int] = None  # per stage; default DEFAULT_STEPS
     projector_steps: Optional[int] = None
     ae_steps: Optional[int] = None
+    answer_steps: Optional[int] = None
     batch: int = DEFAULT_BATCH  # global batch (all processes together)
-    projector_batch: Optional[int] = None  # the projector stage's (default: batch)
+    text_batch: Optional[int] = None  # the text stages' (projector, answer; default: batch)
     lr: Optional[float] = None  # default DEFAULT_LR per stage
     weight_decay: float = 0.01
     warmup_steps: int = 50
@@ -101,14 +120,14 @@ class TrainOptions:
     progress: bool = True
     release: bool = True  # write OUT/<config>.fp16.safetensors at the end
     stop_after: Optional[int] = None  # stop (checkpointed) after this many steps of this run
-    loss_weights: LossWeights = field(default_factory=LossWeights)
+    ae_loss: ActionLossConfig = field(default_factory=ActionLossConfig)
 
     def steps_for(self, stage: str) -> int:
-        explicit = self.projector_steps if stage == "projector" else self.ae_steps
+        explicit = {"projector": self.projector_steps, "ae": self.ae_steps, "answer": self.answer_steps}[stage]
         return int(explicit if explicit is not None else self.steps if self.steps is not None else DEFAULT_STEPS[stage])
 
     def batch_for(self, stage: str) -> int:
-        return int(self.projector_batch if stage == "projector" and self.projector_batch else self.batch)
+        return int(self.text_batch if stage in TEXT_STAGES and self.text_batch else self.batch)
 
     def lr_for(self, stage: str) -> float:
         return float(self.lr if self.lr is not None else DEFAULT_LR[stage])
@@ -122,7 +141,7 @@ class TrainStep(nn.Module):
         self.model = model
 
     def forward(self, stage: str, batch: Dict[str, torch.Tensor]):
-        if stage == "projector":
+        if stage in TEXT_STAGES:
             return self.model.text_logits(batch["frames"], batch["instruction_ids"], batch["text_ids"])
         if stage == "context":  # the cache's UE pass (through the wrapper: FSDP gathers for it)
             return self.model.context_kv(batch["frames"], batch["instruction"],
@@ -131,9 +150,27 @@ class TrainStep(nn.Module):
 
 
 def set_trainable(model, stage: str) -> None:
-    """Freeze everything but the stage's part (projector, or the whole AE)."""
+    """Freeze everything but the stage's part (projector, the whole AE, or the answer adapter)."""
+    part = {"projector": model.projector, "ae": model.ae, "answer": model.answer_adapter}[stage]
+    if part is None:
+        raise ValueError(f"the {model.cfg.name} config has no answer adapter (decoder.answer_adapter_rank 0)")
     model.requires_grad_(False)
-    (model.projector if stage == "projector" else model.ae).requires_grad_(True)
+    part.requires_grad_(True)
+
+
+@torch.no_grad()
+def round_released_ue(model) -> None:
+    """Round the UE tensors the release file stores (trained or from scratch; not the
+    pretrained ones) to fp16 precision in place, keeping their dtype. Done when the
+    projector stage ends: the AE then trains on contexts of exactly the UE the fp16 release
+    ships, and the context caches of training, of the trainer's held-out evaluation and of
+    `automot eval open-loop` on the release file are one (same UE digest)."""
+    skip = model.pretrained_prefixes
+    # The state dict's tensors (keep_vars: the live ones) are what the release stores; a
+    # non-persistent buffer (e.g. rotary frequencies) is rebuilt at load and stays exact.
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if name.startswith(ae_cache.UE_PREFIXES) and not name.startswith(skip) and tensor.is_floating_point():
+            tensor.data.copy_(tensor.data.to(torch.float16).to(tensor.dtype))
 
 
 def seed_everything(seed: int) -> None:
@@ -221,7 +258,7 @@ def plot_log(csv_path: Path, png_path: Path) -> Optional[Path]:
     for ax, stage in zip(axes[0], stages):
         part = [r for r in rows if r["stage"] == stage]
         steps = [int(r["step"]) for r in part]
-        names = ("answer_ce",) if stage == "projector" else ("loss", *AE_LOSS_NAMES)
+        names = ("answer_ce",) if stage in TEXT_STAGES else ("loss", *AE_LOSS_NAMES)
         for name in names:
             values = [float(r[name]) if r.get(name) not in (None, "") else float("nan") for r in part]
             ax.plot(steps, values, label=name, linewidth=1.4 if name in ("loss", "answer_ce") else 0.9)
@@ -281,8 +318,10 @@ class Trainer:
             source = Path(opts.init)
         if source is not None:
             ckpt_cfg, state = read_checkpoint(source)
-            if ckpt_cfg != cfg:
-                raise ValueError(f"{source} was trained with another config than {opts.config!r}")
+            if ckpt_cfg != cfg:  # only an answer adapter may be new; it starts untrained (changes nothing)
+                check_serves(source, ckpt_cfg, opts.config)
+                state = {**state, **{f"answer_adapter.{k}": v for k, v in model.answer_adapter.state_dict().items()}}
+                self.log(f"train: {source} has no answer adapter; it starts untrained")
             load_state_strict(model, state)
             self.log(f"train: trained parts from {source}")
         return model.to(self.env.device)
@@ -338,7 +377,7 @@ class Trainer:
 
     def _stage_data(self, stage: str, split: str):
         dataset = open_dataset(self.opts.data, self.cfg, split)
-        if stage == "projector":
+        if stage in TEXT_STAGES:
             return QAPairs(dataset, self.model), QACollate(self.model.tokenizer.eos_ids[0])
         cache_root = Path(self.opts.cache_dir) if self.opts.cache_dir else self.out / "cache"
         wrapped, device = self.wrapped, self.env.device
@@ -373,10 +412,10 @@ class Trainer:
         return row
 
     def _loss(self, stage: str, module: nn.Module, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        if stage == "projector":
-            ce = answer_ce(module("projector", batch), batch["text_ids"], batch["loss_mask"])
+        if stage in TEXT_STAGES:
+            ce = answer_ce(module(stage, batch), batch["text_ids"], batch["loss_mask"])
             return {"loss": ce, "answer_ce": ce}
-        return action_losses(Plan(*module("ae", batch)), batch, self.opts.loss_weights)
+        return action_losses(Plan(*module("ae", batch)), batch, self.opts.ae_loss)
 
     def run_stage(self, stage: str, done: List[str]) -> None:
         opts, env = self.opts, self.env
@@ -441,6 +480,8 @@ class Trainer:
                      "(--resume continues)")
             raise
         bar.close()
+        if stage == "projector":
+            round_released_ue(self.model)
         done.append(stage)
         self.save(stage, steps, done, optimizer, scheduler)
         if env.is_main:
@@ -469,7 +510,7 @@ class Trainer:
         for batch in loader:
             batch = {k: v.to(self.env.device) for k, v in batch.items()}
             plan = Plan(*module("ae", batch))
-            out = action_losses(plan, batch, self.opts.loss_weights)
+            out = action_losses(plan, batch, self.opts.ae_loss)
             b = batch["speed"].shape[0]
             for k, v in out.items():
                 sums[k] = sums.get(k, 0.0) + float(v) * b
@@ -486,15 +527,19 @@ class Trainer:
 
     def run(self) -> dict:
         opts = self.opts
-        stages = list(STAGES) if opts.stage == "all" else [opts.stage]
-        if any(s not in STAGES for s in stages):
-            raise ValueError(f"stage must be one of {STAGES} or all, got {opts.stage!r}")
+        requested = list(STAGES) if opts.stage == "all" else opts.stage.split(",")
+        if not requested or any(s not in STAGES for s in requested):
+            raise ValueError(f"stage must be all or one or more of {STAGES} (comma-separated), got {opts.stage!r}")
+        stages = [s for s in STAGES if s in requested]  # always in training order
         done = self.done = list(self.state["done"]) if self.state is not None else []
         t0 = time.perf_counter()
         try:
             for stage in stages:
                 if stage in done:
                     self.log(f"train: {stage} stage already done (resume)")
+                    continue
+                if stage == "answer" and self.model.answer_adapter is None and opts.stage == "all":
+                    self.log(f"train: answer stage skipped: the {self.cfg.name} config has no answer adapter")
                     continue
                 self.run_stage(stage, done)
             self.finish(time.perf_counter() - t0)

@@ -124,8 +124,8 @@ def load_checkpoint(path: Union[str, Path], config=None, release_names: bool = F
     """A model from a checkpoint. ``config`` (name, path or ModelConfig) is required for
     release-named files, which carry no automot config; for ours it must match the
     embedded one if given (or be it plus an answer adapter: the model is then built
-    without one, which answers the same as an untrained one). ``release_names``: tensors named as in the official release
-    (see ``release_names``)."""
+    without one, which answers the same as an untrained one). ``release_names``: tensors
+    named as in the official release (see ``release_names``)."""
     if release_names:
         if config is None:
             raise ValueError("a release-named checkpoint needs a config")

@@ -18,8 +18,9 @@ and targets per sample (``scene_input.npy`` uint8 [N, 3, Hs, Ws], ``target_point
 ``future_agents.npy``), ``tick.npy`` (context index per sample), ``age_s.npy``, and
 ``meta.json`` (written last: a cache without it is incomplete and rebuilt). The contexts are
 the expensive part; a complete cache that lacks a per-sample field added to AE_FIELDS since
-it was built gets that field filled in from the dataset, its contexts kept. Building is split across the ranks of a
-distributed run (each computes every world_size-th sample; the directory must be shared).
+it was built gets that field filled in from the dataset, its contexts kept. Building is
+split across the ranks of a distributed run (each computes every world_size-th sample; the
+directory must be shared).
 """
 
 from __future__ import annotations
@@ -86,8 +87,8 @@ def plan_ticks(metas: Sequence[Tuple[int, int]], hz: float, ue_period_s: float) 
 
 def ue_digest(model, env: DistEnv = DistEnv()) -> str:
     """Hash of the config (but the answer adapter's rank) and every UE tensor (frame
-    encoder, projector, decoder): a context depends on nothing else. FSDP-sharded tensors hash their local shards, and
-    the ranks' hashes are combined (collective)."""
+    encoder, projector, decoder): a context depends on nothing else. FSDP-sharded tensors
+    hash their local shards, and the ranks' hashes are combined (collective)."""
     h = hashlib.blake2b(digest_size=10)
     config = model.cfg.to_dict()
     del config["decoder"]["answer_adapter_rank"]  # contexts never pass through the answer adapter
@@ -237,7 +238,8 @@ def _create_fields(path: Path, dataset, names) -> Dict[str, np.ndarray]:
     arrays = {}
     for name in names:
         shape = (len(dataset),) + tuple(torch.as_tensor(first[name]).shape)
-        arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=AE_FIELDS[name], shape=shape)
+        arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=AE_FIELDS[name],
+                                                 shape=shape)
     return arrays
 
 
@@ -308,5 +310,5 @@ class AECacheDataset(Dataset):
         return item
 
 
-__all__ = ["AECacheDataset", "AE_FIELDS", "CACHE_FORMAT", "UE_PREFIXES", "TickPlan", "build_ae_cache", "context_tokens",
-           "data_fingerprint", "plan_ticks", "ue_digest"]
+__all__ = ["AECacheDataset", "AE_FIELDS", "CACHE_FORMAT", "UE_PREFIXES", "TickPlan", "build_ae_cache",
+           "context_tokens", "data_fingerprint", "plan_ticks", "ue_digest"]

@@ -195,5 +195,5 @@ def answer_ce(logits: torch.Tensor, text_ids: torch.Tensor, loss_mask: torch.Ten
 
 
 __all__ = ["AE_LOSS_NAMES", "ActionLossConfig", "COVER_CIRCLES", "SPEED_TARGET_STEPS", "WAYPOINT_WEIGHTS",
-           "action_losses", "agent_clearance", "agent_penetration", "answer_ce", "covering_circles", "decision_ce", "offsets",
-           "path_l1", "speed_smooth_l1", "waypoint_directions", "waypoint_l1"]
+           "action_losses", "agent_clearance", "agent_penetration", "answer_ce", "covering_circles", "decision_ce",
+           "offsets", "path_l1", "speed_smooth_l1", "waypoint_directions", "waypoint_l1"]

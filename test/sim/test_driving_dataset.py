@@ -7,7 +7,8 @@ import pytest
 import torch
 from sim_scenes import straight_road, write_straight_store
 
-from automot_ros.data.dataset import FUTURE_AGENT_SLOTS, DrivingDataset, Episode, collate, nearest_agents
+from automot_ros.data.dataset import (FUTURE_AGENT_SLOTS, SUPERVISION_FIELDS, DrivingDataset, Episode, collate,
+                                     nearest_agents)
 from automot_ros.data.sensors import render_bev, render_front
 from automot_ros.sim.state import SimState
 
@@ -51,6 +52,20 @@ def test_items_are_model_ready(store):
     assert bool(torch.isnan(item["future_agents"][:, 1:]).all())
     full = DrivingDataset(store, "heldout")
     assert full[0]["frames"].shape == (4, 3, 128, 256) and full[0]["seed"] == 1
+
+
+def test_supervision_fields_come_without_decoding_images(store, monkeypatch):
+    data = DrivingDataset(store, "train", model="tiny")
+    item = data[3]
+
+    def no_decoding(self, *args):
+        raise AssertionError("an image was decoded")
+
+    monkeypatch.setattr(Episode, "_png", no_decoding)
+    supervision = data.supervision(3)
+    assert set(supervision) == set(SUPERVISION_FIELDS)
+    for name in SUPERVISION_FIELDS:
+        torch.testing.assert_close(supervision[name], item[name], equal_nan=True)
 
 
 def test_nearest_agents_keeps_the_closest_to_each_waypoint_nearest_first():

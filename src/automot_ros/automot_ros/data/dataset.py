@@ -22,7 +22,8 @@ collection size (PNG) and resized at load time (cv2 INTER_AREA, data.image.to_mo
 Samples of failed episodes whose future runs into the failure are left out unless
 ``include_invalid`` (data.samples: ``valid``). ``agent_boxes_future(i)`` gives the ground-truth
 agent boxes at the 6 waypoint times (for eval.open_loop's collision rate); ``future_agents``
-keeps the nearest of them in a fixed-size array a batch can stack.
+keeps the nearest of them in a fixed-size array a batch can stack. ``supervision(i)`` gives
+an item's SUPERVISION_FIELDS (future_xy ... future_agents) without decoding its images.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from automot_ros.model.prompt import format_instruction
 # Agents kept per waypoint time in an item's future_agents: more than ever come within reach
 # of a 3 s plan at the collection's traffic density.
 FUTURE_AGENT_SLOTS = 8
+# The item keys that only supervise training (no model input reads them).
+SUPERVISION_FIELDS = ("future_xy", "future_speed", "path_xy", "labels", "future_agents")
 
 
 @dataclass
@@ -169,14 +172,22 @@ class DrivingDataset(Dataset):
             "scene_input": torch.from_numpy(scene),
             "target_points": torch.from_numpy(targets),
             "speed": torch.tensor(speed, dtype=torch.float32),
+            **self.supervision(i),
+            "qa": ep.qa.get(n, []),
+            "seed": ep.log.seed,
+            "frame": int(a["sample_frame"][n]),
+        }
+
+    def supervision(self, i: int) -> dict:
+        """The item's SUPERVISION_FIELDS, without decoding its images."""
+        e, n = self.index[i]
+        a = self.episode(e).arrays
+        return {
             "future_xy": torch.from_numpy(a["sample_future_xy"][n].astype(np.float32)),
             "future_speed": torch.from_numpy(a["sample_future_speed"][n].astype(np.float32)),
             "path_xy": torch.from_numpy(a["sample_path_xy"][n].astype(np.float32)),
             "labels": torch.from_numpy(a["sample_labels"][n].astype(np.int64)),
             "future_agents": torch.from_numpy(nearest_agents(self.agent_boxes_future(i), a["sample_future_xy"][n])),
-            "qa": ep.qa.get(n, []),
-            "seed": ep.log.seed,
-            "frame": int(a["sample_frame"][n]),
         }
 
     def agent_boxes_future(self, i: int) -> List[np.ndarray]:
@@ -214,4 +225,4 @@ def collate(batch: List[dict]) -> dict:
     return out
 
 
-__all__ = ["DrivingDataset", "Episode", "FUTURE_AGENT_SLOTS", "collate", "nearest_agents"]
+__all__ = ["DrivingDataset", "Episode", "FUTURE_AGENT_SLOTS", "SUPERVISION_FIELDS", "collate", "nearest_agents"]

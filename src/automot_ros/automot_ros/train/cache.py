@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from automot_ros.data.dataset import SUPERVISION_FIELDS
 from automot_ros.model.prompt import format_instruction
 from automot_ros.train.data import camera_hz, sample_meta
 from automot_ros.train.defaults import DEFAULT_UE_PERIOD_S
@@ -252,8 +253,10 @@ def _fill_fields(path: Path, dataset, names: List[str], progress: bool, log) -> 
     partial.mkdir()
     arrays = _create_fields(partial, dataset, names)
     bar = _progress(len(dataset), "cache fields", progress)
+    # Supervision fields come without decoding the sample's images.
+    read = dataset.supervision if set(names) <= set(SUPERVISION_FIELDS) else dataset.__getitem__
     for i in range(len(dataset)):
-        item = dataset[i]
+        item = read(i)
         for name in names:
             arrays[name][i] = torch.as_tensor(item[name]).numpy()
         bar.update(1)

@@ -103,14 +103,21 @@ class SyntheticDriving(Dataset):
             "scene_input": self._image(self.scene_shape, i, 2),
             "target_points": torch.from_numpy(targets),
             "speed": torch.tensor(s, dtype=torch.float32),
+            **self.supervision(i),
+            "qa": self.qa(i),
+            "seed": seed,
+            "frame": frame,
+        }
+
+    def supervision(self, i: int) -> dict:
+        """The item's SUPERVISION_FIELDS, without drawing its images."""
+        s, k = float(self.speed[i]), float(self.curvature[i])
+        return {
             "future_xy": torch.from_numpy(arc_points(s * np.asarray(FUTURE_TIMES_S), k).astype(np.float32)),
             "future_speed": torch.full((len(FUTURE_TIMES_S),), s, dtype=torch.float32),
             "path_xy": torch.from_numpy(arc_points(np.arange(1.0, 21.0), k).astype(np.float32)),
             "labels": torch.tensor([[_lateral(k), LON_STOP if s < 0.5 else LON_KEEP]] * 3, dtype=torch.int64),
             "future_agents": torch.full((len(FUTURE_TIMES_S), FUTURE_AGENT_SLOTS, 5), float("nan")),  # no traffic
-            "qa": self.qa(i),
-            "seed": seed,
-            "frame": frame,
         }
 
 

@@ -47,8 +47,11 @@ class LanguageRunner:
             return done(success=False, error="the question contains control characters")
         # A private copy: decoding takes long enough for the writer to reuse the slot.
         snapshot = self.contexts.latest(copy=True)
-        if snapshot is None:
+        if snapshot is None and self.contexts.announced is None:
             return done(success=False, error="no scene context yet: the understanding node has not published one")
+        if snapshot is None:
+            return done(success=False, error=f"the scene context in {self.contexts.announced.segment!r} cannot be "
+                                             "read: the understanding node stopped or is restarting")
         context = ContextCache.from_kv(torch.from_numpy(snapshot.kv), snapshot.model_id, snapshot.next_position)
         answer = self.model.answer(context, question, max_new_tokens=self.max_new_tokens,
                                    max_time_s=self.max_decode_time_s)

@@ -223,7 +223,9 @@ class _Replay:
     # -- the stack
     def connect(self) -> str:
         camera = self.plan.camera[1]
-        odom_out = [o for b, o, t, _ in self.plan.publish if t == ODOM_TYPE]
+        # Topics both nodes read besides their cameras. The route is sent once (latched): a node
+        # that matches it only after playback started plans nothing until then.
+        state_out = [o for b, o, t, _ in self.plan.publish if t in (ODOM_TYPE, ROUTE_TYPE)]
         mode = self.opts.start_stack
         if mode != "always":
             log(f"looking for a running stack on {camera} (up to {self.opts.attach_wait_s:g} s) ...")
@@ -249,9 +251,9 @@ class _Replay:
 
         def ready() -> bool:
             # Both nodes have subscribed: each to its camera (the UE to the front camera, the
-            # AE to the BEV raster, or both to one) and to the odometry.
+            # AE to the BEV raster, or both to one), to the odometry and to the route.
             return (sum(self.player.subscribers(c) for c in cameras_out) >= 2
-                    and all(self.player.subscribers(o) >= 2 for o in odom_out)
+                    and all(self.player.subscribers(o) >= 2 for o in state_out)
                     and self.player.publishers_on(self.plan_topic) >= 1
                     and self.player.publishers_on(self.context_topic) >= 1)
 

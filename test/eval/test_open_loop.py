@@ -10,7 +10,8 @@ from automot_ros.eval.open_loop import (
     EGO_WIDTH_M,
     FUTURE_TIMES_S,
     boxes_overlap,
-    collision_at_horizons,
+    collision_hits,
+    episode_bootstrap_difference,
     collision_flags,
     ego_boxes_from_waypoints,
     future_in_ego_frame,
@@ -172,15 +173,38 @@ def test_collision_rates_in_both_conventions_with_the_exclusion_rule():
         (straight_line(2.0), np.full((6, 2), np.nan), PARKED),
     ]
     pred, gt, agents = (np.stack([f[0] for f in frames]), np.stack([f[1] for f in frames]), [f[2] for f in frames])
-    stp3 = collision_at_horizons(pred, agents, gt, "stp3")
+    hits = collision_hits(pred, agents, gt)
+    stp3 = hits.at_horizons("stp3")
     # Frame 0: mean(0,1) = 50 %, mean(0,1,1,1) = 75 %, 5/6 = 83.3 %; frame 1: 0.
     three_s = 250.0 / 6
     assert stp3 == pytest.approx(
         {"1s": 25.0, "2s": 37.5, "3s": three_s, "avg": (25.0 + 37.5 + three_s) / 3, "num_frames": 2, "num_excluded": 1}
     )
-    uniad = collision_at_horizons(pred, agents, gt, "uniad")
+    uniad = hits.at_horizons("uniad")
     assert uniad == pytest.approx({"1s": 50.0, "2s": 50.0, "3s": 50.0, "avg": 50.0, "num_frames": 2, "num_excluded": 1})
-    only_first = collision_at_horizons(pred, agents, gt, "uniad", valid=[True, False, False, False])
+    only_first = collision_hits(pred, agents, gt, valid=[True, False, False, False]).at_horizons("uniad")
     assert only_first == pytest.approx(
         {"1s": 100.0, "2s": 100.0, "3s": 100.0, "avg": 100.0, "num_frames": 1, "num_excluded": 0}
     )
+    # Per-frame shares of "avg": their mean over the scored frames is the rate; the rest NaN.
+    for convention, rates in (("stp3", stp3), ("uniad", uniad)):
+        scores = hits.frame_scores(convention)
+        assert np.isnan(scores[2:]).all()
+        assert float(scores[:2].mean()) == pytest.approx(rates["avg"])
+
+
+def test_episode_bootstrap_difference_resamples_whole_episodes():
+    episode = np.repeat([0, 1, 2, 3], 5)
+    model = np.zeros(20)
+    baseline = np.zeros(20)
+    baseline[:5] = 100.0  # the baseline collides in every frame of episode 0
+    baseline[5] = np.nan  # a frame neither policy is scored on
+    model[5] = np.nan
+    diff = episode_bootstrap_difference(model, baseline, episode)
+    assert diff["episodes"] == 4
+    assert diff["difference"] == pytest.approx(-500.0 / 19)
+    # Draws without episode 0 give 0, draws with it all of it more: the interval spans both.
+    assert diff["ci95_high"] == pytest.approx(0.0) and diff["ci95_low"] < -40.0
+    assert episode_bootstrap_difference(model, baseline, episode) == diff  # seeded
+    same = episode_bootstrap_difference(baseline, baseline, episode)
+    assert same["difference"] == same["ci95_low"] == same["ci95_high"] == 0.0

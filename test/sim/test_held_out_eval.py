@@ -12,6 +12,7 @@ from sim_scenes import write_straight_store
 
 from automot_ros.data.qa import QUESTIONS
 from automot_ros.eval.held_out import OpenLoopOptions, constant_velocity_waypoints, run_open_loop, score_waypoints
+from automot_ros.eval.open_loop import collision_hits
 from automot_ros.eval.hvi import HviOptions, answer_key, is_correct, majority_accuracy, run_hvi
 
 
@@ -21,7 +22,7 @@ def store(tmp_path_factory):
 
 
 def test_open_loop_scores_the_model_and_an_exact_constant_velocity_baseline(store, tmp_path):
-    metrics = run_open_loop(OpenLoopOptions(data=str(store), out=str(tmp_path), model="tiny", checkpoint="none",
+    metrics = run_open_loop(OpenLoopOptions(data=[str(store)], out=str(tmp_path), model="tiny", checkpoint="none",
                                             threads=1), log=lambda line: None)
     assert metrics["samples"] == 10 and metrics["episodes"] == 1
     cv = metrics["policies"]["constant-velocity"]
@@ -35,14 +36,34 @@ def test_open_loop_scores_the_model_and_an_exact_constant_velocity_baseline(stor
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["policies"]["constant-velocity"]["l2_m"]["uniad"]["1s"] == pytest.approx(0.0, abs=1e-3)
     assert "| constant-velocity | stp3 |" in (tmp_path / "report.md").read_text()
+    difference = metrics["collision_model_minus_cv_pct"]["stp3"]
+    assert difference["episodes"] == metrics["episodes"]
+    assert difference["ci95_low"] <= difference["difference"] <= difference["ci95_high"]
     assert (tmp_path / "l2_collision.png").stat().st_size > 1000
+
+
+def test_open_loop_scores_several_collections_as_one_pool(store, tmp_path):
+    def run(data, out):
+        return run_open_loop(OpenLoopOptions(data=data, out=str(tmp_path / out), model="tiny", checkpoint="none",
+                                             threads=1, plots=False), log=lambda line: None)
+
+    one, pooled = run([str(store)], "one"), run([str(store), str(store)], "pooled")
+    assert pooled["samples"] == 2 * one["samples"] and pooled["episodes"] == 2
+    assert pooled["data"] == [str(store), str(store)]
+    # The same collection twice: the same rates, over twice the frames and two episodes.
+    for convention in ("stp3", "uniad"):
+        assert pooled["policies"]["model"]["l2_m"][convention]["avg"] == pytest.approx(
+            one["policies"]["model"]["l2_m"][convention]["avg"])
+        assert pooled["policies"]["model"]["collision_pct"][convention]["num_frames"] == \
+            2 * one["policies"]["model"]["collision_pct"][convention]["num_frames"]
+        assert pooled["collision_model_minus_cv_pct"][convention]["episodes"] == 2
 
 
 def test_a_plan_into_the_lead_car_is_a_collision():
     gt = constant_velocity_waypoints(np.array([8.0]))
     lead = [np.array([[20.0 + 8.0 * t, 0.0, 4.5, 1.9, 0.0]]) for t in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)]
     fast = constant_velocity_waypoints(np.array([16.0]))  # catches up with the car 20 m ahead by 2.5 s
-    scores = score_waypoints(fast, gt, [lead])
+    scores = score_waypoints(fast, gt, collision_hits(fast, [lead], gt))
     assert scores["collision_pct"]["uniad"]["1s"] == 0.0 and scores["collision_pct"]["uniad"]["3s"] == 100.0
     assert scores["l2_m"]["uniad"]["3s"] == pytest.approx(24.0)
 

@@ -65,7 +65,6 @@ def cmd_hvi(args) -> int:
 
 
 def _add_held_out_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="a collection directory (automot data collect)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--split", default="heldout", help="(default: %(default)s)")
     p.add_argument("--model", default="smol", help="model config name or YAML path (default: %(default)s)")
@@ -83,8 +82,11 @@ def add_eval_parser(commands) -> None:
         description="Plan every sample of a collection's split with the Action Expert on deployment-paired "
                     "UE contexts (a tick every --ue-period s; computed once and cached) and with constant "
                     "velocity; score both against the expert's future: L2 and collision rate at 1/2/3 s in the "
-                    "stp3 and uniad conventions, and the meta-action accuracy. Writes OUT/metrics.json, "
-                    "report.md and l2_collision.png.")
+                    "stp3 and uniad conventions, and the meta-action accuracy; the model's collision rate minus "
+                    "constant velocity's comes with a 95 % interval from resampling whole episodes. Writes "
+                    "OUT/metrics.json, report.md and l2_collision.png. Several collections are scored as one pool.")
+    p.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                   help="one or more collection directories (automot data collect), scored as one pool")
     _add_held_out_arguments(p)
     p.add_argument("--cache-dir", help="context cache root (default: OUT/cache; a training run's cache is reused "
                                        "when the UE weights and data match)")
@@ -97,6 +99,7 @@ def add_eval_parser(commands) -> None:
                     "templated questions (action and reason, lead vehicle, nearby vehicles, lane, route, speed) "
                     "as the language node does, and score each on the fact it asks for. Writes OUT/hvi.json, "
                     "answers.jsonl and report.md.")
+    p.add_argument("--data", required=True, help="a collection directory (automot data collect)")
     _add_held_out_arguments(p)
     p.add_argument("--samples", type=int, default=40, help="samples to ask about (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="(default: %(default)s)")

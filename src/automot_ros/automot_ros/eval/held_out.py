@@ -1,5 +1,6 @@
-"""`automot eval open-loop`: a trained model against constant velocity on a collection's
-held-out episodes, open loop (no ROS; the samples of `automot data collect`).
+"""`automot eval open-loop`: a trained model against constant velocity on the held-out
+episodes of one or more collections (pooled), open loop (no ROS; the samples of
+`automot data collect`).
 
 Each sample is planned as the asynchronous stack plans it: the Action Expert reads the UE
 context of the newest tick at or before the sample (ticks every ``ue_period_s``, as in
@@ -7,7 +8,9 @@ deployment: train/cache.py, whose cache it builds or reuses), its BEV raster, ro
 and speed. Constant velocity: the ego keeps its speed straight ahead (waypoint k at
 (v t_k, 0)). Both are scored against the expert's future on L2 and collision rate at 1, 2,
 3 s in both conventions (eval/open_loop.py; agents from the episode's ground truth at the
-waypoint times), and the model's current meta-action against the labels.
+waypoint times), and the model's current meta-action against the labels. A few events decide
+collision rates, so the model's minus constant velocity's comes with an episode-bootstrap
+interval (``episode_bootstrap_difference``).
 """
 
 from __future__ import annotations
@@ -16,12 +19,20 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from automot_ros.eval.open_loop import CONVENTIONS, FUTURE_TIMES_S, collision_at_horizons, l2_at_horizons, l2_errors
+from automot_ros.eval.open_loop import (
+    CONVENTIONS,
+    FUTURE_TIMES_S,
+    CollisionHits,
+    collision_hits,
+    episode_bootstrap_difference,
+    l2_at_horizons,
+    l2_errors,
+)
 from automot_ros.eval.report import fmt_horizons, json_safe
 
 POLICIES = ("model", "constant-velocity")
@@ -29,7 +40,7 @@ POLICIES = ("model", "constant-velocity")
 
 @dataclass
 class OpenLoopOptions:
-    data: str
+    data: Sequence[str]  # collection directories, scored as one pool
     out: str
     split: str = "heldout"
     model: str = "smol"
@@ -49,17 +60,23 @@ def constant_velocity_waypoints(speed_mps: np.ndarray) -> np.ndarray:
     return xy
 
 
-def score_waypoints(pred_xy: np.ndarray, gt_xy: np.ndarray, agents: List[List[np.ndarray]]) -> dict:
-    """L2 [m] and collision rate [%] in both conventions for predictions [N, 6, 2]."""
+def score_waypoints(pred_xy: np.ndarray, gt_xy: np.ndarray, hits: CollisionHits) -> dict:
+    """L2 [m] and collision rate [%] (from ``collision_hits`` of the same predictions) in both
+    conventions for predictions [N, 6, 2]."""
     per_step = l2_errors(pred_xy, gt_xy)
     return {"l2_m": {c: l2_at_horizons(per_step, c) for c in CONVENTIONS},
-            "collision_pct": {c: collision_at_horizons(pred_xy, agents, gt_xy, c) for c in CONVENTIONS}}
+            "collision_pct": {c: hits.at_horizons(c) for c in CONVENTIONS}}
 
 
-def open_evaluation(model_name: str, checkpoint_setting: str, data: str, split: str, out: str, threads: int):
-    """(model, its checkpoint path or None, the split's DrivingDataset, the created output
-    directory) for an evaluation run."""
-    from automot_ros.data.dataset import DrivingDataset
+def collision_difference(model: CollisionHits, baseline: CollisionHits, episode: np.ndarray) -> dict:
+    """Per convention: the model's "avg" collision rate minus the baseline's [percentage
+    points] on the same frames, with its episode-bootstrap 95 % interval."""
+    return {c: episode_bootstrap_difference(model.frame_scores(c), baseline.frame_scores(c), episode)
+            for c in CONVENTIONS}
+
+
+def open_evaluation(model_name: str, checkpoint_setting: str, out: str, threads: int):
+    """(model, its checkpoint path or None, the created output directory) for an evaluation run."""
     from automot_ros.model import build_model
     from automot_ros.model.checkpoint import resolve_checkpoint
 
@@ -69,42 +86,32 @@ def open_evaluation(model_name: str, checkpoint_setting: str, data: str, split: 
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = resolve_checkpoint(model_name, checkpoint_setting)
     model = build_model(model_name, checkpoint=checkpoint)
-    return model, checkpoint, DrivingDataset(data, split, model=model.cfg), out_dir
+    return model, checkpoint, out_dir
 
 
 @torch.no_grad()
 def run_open_loop(opts: OpenLoopOptions, log=print) -> dict:
-    from torch.utils.data import DataLoader
-
-    from automot_ros.model.plan import Plan
-    from automot_ros.train.cache import AECacheDataset, build_ae_cache
-
     t0 = time.perf_counter()
-    model, checkpoint, dataset, out = open_evaluation(opts.model, opts.checkpoint, opts.data, opts.split, opts.out,
-                                                      opts.threads)
-    log(f"open-loop: model {model.model_id} ({checkpoint or 'untrained'}) on the {opts.split!r} split of {opts.data}")
-    cache = build_ae_cache(model, dataset, opts.cache_dir or out / "cache", ue_period_s=opts.ue_period_s,
-                           progress=True, log=log)
-    items = AECacheDataset(cache)
-    preds, lat_ok = [], []
-    for batch in DataLoader(items, batch_size=opts.batch, shuffle=False):
-        plan = Plan(*model.ae(batch["context_kv"].float(), batch["scene_input"], batch["target_points"],
-                              batch["speed"]))
-        preds.append(plan.waypoints.numpy())
-        now = torch.stack([plan.lateral_logits[:, 0].argmax(-1), plan.longitudinal_logits[:, 0].argmax(-1)], dim=-1)
-        lat_ok.append((now == batch["labels"][:, 0]).numpy())
-    pred_xy = np.concatenate(preds).astype(float)
-    gt_xy = np.load(cache / "future_xy.npy").astype(float)
-    speed = np.load(cache / "speed.npy").astype(float)
-    agents = [dataset.agent_boxes_future(i) for i in range(len(dataset))]
-    correct = np.concatenate(lat_ok)
+    model, checkpoint, out = open_evaluation(opts.model, opts.checkpoint, opts.out, opts.threads)
+    log(f"open-loop: model {model.model_id} ({checkpoint or 'untrained'}) on the {opts.split!r} split of "
+        f"{', '.join(opts.data)}")
+    pools = [_plan_collection(model, root, opts, out, log) for root in opts.data]
+    pred_xy, gt_xy, speed, correct, age_s = (np.concatenate([p[k] for p in pools])
+                                             for k in ("pred_xy", "gt_xy", "speed", "correct", "age_s"))
+    agents = [boxes for p in pools for boxes in p["agents"]]
+    # One index over the pool's episodes (the bootstrap resamples them).
+    offsets = np.cumsum([0] + [p["episodes"] for p in pools[:-1]])
+    episode = np.concatenate([p["episode"] + offset for p, offset in zip(pools, offsets)])
+    cv_xy = constant_velocity_waypoints(speed)
+    hits = {"model": collision_hits(pred_xy, agents, gt_xy), "constant-velocity": collision_hits(cv_xy, agents, gt_xy)}
     metrics = {
-        "data": str(opts.data), "split": opts.split, "samples": len(dataset),
-        "episodes": len(dataset.episodes), "model": opts.model, "model_id": model.model_id,
+        "data": [str(root) for root in opts.data], "split": opts.split, "samples": len(pred_xy),
+        "episodes": sum(p["episodes"] for p in pools), "model": opts.model, "model_id": model.model_id,
         "checkpoint": str(checkpoint) if checkpoint else None, "ue_period_s": opts.ue_period_s,
-        "mean_context_age_s": float(items.age_s.mean()) if len(items) else None,
-        "policies": {"model": score_waypoints(pred_xy, gt_xy, agents),
-                     "constant-velocity": score_waypoints(constant_velocity_waypoints(speed), gt_xy, agents)},
+        "mean_context_age_s": float(age_s.mean()) if len(age_s) else None,
+        "policies": {"model": score_waypoints(pred_xy, gt_xy, hits["model"]),
+                     "constant-velocity": score_waypoints(cv_xy, gt_xy, hits["constant-velocity"])},
+        "collision_model_minus_cv_pct": collision_difference(hits["model"], hits["constant-velocity"], episode),
         "meta_action_accuracy_now": {"lateral": float(correct[:, 0].mean()), "longitudinal": float(correct[:, 1].mean())},
         "wall_s": round(time.perf_counter() - t0, 1),
     }
@@ -116,6 +123,35 @@ def run_open_loop(opts: OpenLoopOptions, log=print) -> dict:
     return metrics
 
 
+def _plan_collection(model, root: str, opts: OpenLoopOptions, out: Path, log) -> dict:
+    """Plan every sample of one collection's split: the model's waypoints, the expert's
+    future, speed, agents, episode index and whether the current meta-action is right."""
+    from torch.utils.data import DataLoader
+
+    from automot_ros.data.dataset import DrivingDataset
+    from automot_ros.model.plan import Plan
+    from automot_ros.train.cache import AECacheDataset, build_ae_cache
+
+    dataset = DrivingDataset(root, opts.split, model=model.cfg)
+    cache = build_ae_cache(model, dataset, opts.cache_dir or out / "cache", ue_period_s=opts.ue_period_s,
+                           progress=True, log=log)
+    items = AECacheDataset(cache)
+    preds, correct = [], []
+    for batch in DataLoader(items, batch_size=opts.batch, shuffle=False):
+        plan = Plan(*model.ae(batch["context_kv"].float(), batch["scene_input"], batch["target_points"],
+                              batch["speed"]))
+        preds.append(plan.waypoints.numpy())
+        now = torch.stack([plan.lateral_logits[:, 0].argmax(-1), plan.longitudinal_logits[:, 0].argmax(-1)], dim=-1)
+        correct.append((now == batch["labels"][:, 0]).numpy())
+    return {"pred_xy": np.concatenate(preds).astype(float),
+            "gt_xy": np.load(cache / "future_xy.npy").astype(float),
+            "speed": np.load(cache / "speed.npy").astype(float),
+            "agents": [dataset.agent_boxes_future(i) for i in range(len(dataset))],
+            "episode": np.array([e for e, _ in dataset.index], dtype=int),
+            "episodes": len(dataset.episodes), "correct": np.concatenate(correct),
+            "age_s": np.asarray(items.age_s, dtype=float)}
+
+
 def summary_lines(metrics: dict) -> List[str]:
     lines = [f"open-loop on {metrics['samples']} {metrics['split']} samples ({metrics['episodes']} episodes), "
              f"model {metrics['model_id']}; values 1s / 2s / 3s / avg"]
@@ -123,9 +159,16 @@ def summary_lines(metrics: dict) -> List[str]:
         for c in CONVENTIONS:
             lines.append(f"  {name:18s} {c:5s} L2 {fmt_horizons(scores['l2_m'][c])} m | "
                          f"collision {fmt_horizons(scores['collision_pct'][c])} %")
+    lines += [f"  collision avg, model - constant velocity ({c}): {_difference_text(d)}"
+              for c, d in metrics["collision_model_minus_cv_pct"].items()]
     acc = metrics["meta_action_accuracy_now"]
     lines.append(f"  model meta-action accuracy (now): lateral {acc['lateral']:.1%}, longitudinal {acc['longitudinal']:.1%}")
     return lines
+
+
+def _difference_text(d: dict) -> str:
+    return (f"{d['difference']:+.2f} points, 95 % interval [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] "
+            f"(resampling the {d['episodes']} episodes)")
 
 
 def _markdown(metrics: dict, plot: Optional[Path]) -> str:
@@ -137,7 +180,7 @@ def _markdown(metrics: dict, plot: Optional[Path]) -> str:
     acc = metrics["meta_action_accuracy_now"]
     text = [
         "# Open-loop evaluation on held-out episodes", "",
-        f"Data: `{metrics['data']}`, split `{metrics['split']}`: {metrics['samples']} samples from "
+        f"Data: {', '.join(f'`{root}`' for root in metrics['data'])}, split `{metrics['split']}`: {metrics['samples']} samples from "
         f"{metrics['episodes']} episodes. Model `{metrics['model_id']}` (checkpoint `{metrics['checkpoint']}`).",
         f"Contexts as in deployment: a UE tick every {metrics['ue_period_s']} s, mean context age "
         f"{metrics['mean_context_age_s']:.2f} s. Constant velocity: straight ahead at the current speed.", "",
@@ -146,6 +189,10 @@ def _markdown(metrics: dict, plot: Optional[Path]) -> str:
         "box at a waypoint time; frames where the expert's own future overlaps are left out.", "",
         "| policy | convention | L2 [m] | collision [%] | frames scored |", "| --- | --- | --- | --- | --- |",
         *rows, "",
+        "Collision rate (avg) of the model minus constant velocity on the same frames, in percentage points: "
+        "a few events decide these rates and the frames of one episode are not independent, so the "
+        "interval comes from resampling whole episodes.", "",
+        *[f"- {c}: {_difference_text(d)}" for c, d in metrics["collision_model_minus_cv_pct"].items()], "",
         f"Model meta-action accuracy (now): lateral {acc['lateral']:.1%}, longitudinal {acc['longitudinal']:.1%}.",
     ]
     if plot is not None:
@@ -177,4 +224,4 @@ def _plot(path: Path, metrics: dict) -> Optional[Path]:
     return path
 
 
-__all__ = ["OpenLoopOptions", "constant_velocity_waypoints", "open_evaluation", "run_open_loop", "score_waypoints", "summary_lines"]
+__all__ = ["OpenLoopOptions", "collision_difference", "constant_velocity_waypoints", "open_evaluation", "run_open_loop", "score_waypoints", "summary_lines"]

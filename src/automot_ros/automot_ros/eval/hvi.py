@@ -96,11 +96,12 @@ def is_correct(kind: str, predicted: str, reference: str) -> bool:
 
 @torch.no_grad()
 def run_hvi(opts: HviOptions, log=print) -> dict:
+    from automot_ros.data.dataset import DrivingDataset
     from automot_ros.eval.held_out import open_evaluation
 
     t0 = time.perf_counter()
-    model, checkpoint, dataset, out = open_evaluation(opts.model, opts.checkpoint, opts.data, opts.split, opts.out,
-                                                      opts.threads)
+    model, checkpoint, out = open_evaluation(opts.model, opts.checkpoint, opts.out, opts.threads)
+    dataset = DrivingDataset(opts.data, opts.split, model=model.cfg)
     picks = np.unique(np.linspace(0, len(dataset) - 1, min(opts.samples, len(dataset))).round().astype(int))
     log(f"hvi: model {model.model_id} ({checkpoint or 'untrained'}), {len(picks)} samples of the {opts.split!r} "
         f"split of {opts.data}")

@@ -15,6 +15,7 @@ boxes are (cx, cy, length, width, yaw) in that frame.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -192,14 +193,42 @@ def collision_flags(ego_boxes: np.ndarray, agent_boxes_per_step: Sequence[np.nda
     )
 
 
-def collision_at_horizons(
+@dataclass(frozen=True)
+class CollisionHits:
+    """Per-step collisions of a policy's planned ego boxes with the ground-truth agents.
+
+    per_step [N, 6]: 1.0 where the planned box at that step overlaps an agent box;
+    scored [N]: frames scored (a complete ground-truth future and an expert clear of every
+    agent); excluded [N]: frames left out because the expert's own boxes hit an agent.
+    """
+
+    per_step: np.ndarray
+    scored: np.ndarray
+    excluded: np.ndarray
+
+    def at_horizons(self, convention: str) -> Dict[str, float]:
+        """Collision rate [%] at 1 s, 2 s, 3 s and "avg", plus "num_frames" and "num_excluded"."""
+        result = _at_horizons(100.0 * self.per_step, convention, self.scored)
+        result["num_frames"] = int(self.scored.sum())
+        result["num_excluded"] = int(self.excluded.sum())
+        return result
+
+    def frame_scores(self, convention: str) -> np.ndarray:
+        """Each frame's share [%] of the "avg" rate [N] (NaN where not scored): the mean of
+        the scored frames' values is ``at_horizons(convention)["avg"]``."""
+        per_horizon = [100.0 * (self.per_step[:, :steps].mean(1) if convention == "stp3"
+                                else self.per_step[:, steps - 1])
+                       for steps in HORIZON_STEPS.values()]
+        return np.where(self.scored, np.mean(per_horizon, axis=0), np.nan)
+
+
+def collision_hits(
     pred_xy: np.ndarray,
     agent_boxes_per_step: Sequence[Sequence[np.ndarray]],
     gt_xy: np.ndarray,
-    convention: str,
     valid: Optional[np.ndarray] = None,
-) -> Dict[str, float]:
-    """Collision rate [%] at 1 s, 2 s, 3 s and "avg", plus "num_frames" and "num_excluded".
+) -> CollisionHits:
+    """Per-step collisions of planned waypoints, reduced by ``CollisionHits.at_horizons``.
 
     pred_xy, gt_xy: [N, 6, 2] predicted and ground-truth future ego positions.
     agent_boxes_per_step: per frame, per step, the ground-truth agent boxes [A, 5] at that
@@ -208,7 +237,7 @@ def collision_at_horizons(
     The per-step collision indicator of the predicted ego boxes goes through the same
     stp3/uniad reduction as L2. A frame whose ground-truth ego boxes themselves hit an agent
     at any step is excluded (annotation noise, or an agent that hit the ego: no plan could
-    avoid it); "num_excluded" counts those, "num_frames" the frames scored.
+    avoid it).
     """
     pred_xy = np.asarray(pred_xy, dtype=float)
     gt_xy = np.asarray(gt_xy, dtype=float)
@@ -226,7 +255,23 @@ def collision_at_horizons(
         excluded[n] = collision_flags(ego_boxes_from_waypoints(gt_xy[n]), agents).any()
         if not excluded[n]:
             pred_hits[n] = collision_flags(ego_boxes_from_waypoints(pred_xy[n]), agents)
-    result = _at_horizons(100.0 * pred_hits, convention, scored & ~excluded)
-    result["num_frames"] = int((scored & ~excluded).sum())
-    result["num_excluded"] = int(excluded.sum())
-    return result
+    return CollisionHits(per_step=pred_hits, scored=scored & ~excluded, excluded=excluded)
+
+
+def episode_bootstrap_difference(scores_a: np.ndarray, scores_b: np.ndarray, episode: np.ndarray,
+                                 resamples: int = 2000, seed: int = 0) -> Dict[str, float]:
+    """Paired difference of two policies' mean per-frame scores [N] (NaN: not scored, the
+    same frames for both) with a 95 % interval from resampling whole episodes (ids [N]):
+    frames of one episode are far from independent, and a few events decide collision rates.
+    Returns {"difference", "ci95_low", "ci95_high", "episodes"}."""
+    scored = np.isfinite(scores_a) & np.isfinite(scores_b)
+    ids, group = np.unique(np.asarray(episode)[scored], return_inverse=True)
+    if len(ids) == 0:
+        return {"difference": math.nan, "ci95_low": math.nan, "ci95_high": math.nan, "episodes": 0}
+    sums = np.stack([np.bincount(group, weights=s[scored], minlength=len(ids)) for s in (scores_a, scores_b)])
+    counts = np.bincount(group, minlength=len(ids))
+    draws = np.random.default_rng(seed).integers(0, len(ids), size=(resamples, len(ids)))
+    totals = sums[:, draws].sum(-1) / counts[draws].sum(-1)  # [2, resamples]
+    low, high = np.percentile(totals[0] - totals[1], [2.5, 97.5])
+    return {"difference": float((sums[0].sum() - sums[1].sum()) / counts.sum()),
+            "ci95_low": float(low), "ci95_high": float(high), "episodes": int(len(ids))}

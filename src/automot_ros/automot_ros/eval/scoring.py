@@ -36,9 +36,7 @@ from automot_ros.eval.open_loop import (
     CONVENTIONS,
     FUTURE_TIMES_S,
     NUM_STEPS,
-    collision_at_horizons,
-    collision_flags,
-    ego_boxes_from_waypoints,
+    collision_hits,
     future_in_ego_frame,
     l2_at_horizons,
     l2_errors,
@@ -234,17 +232,16 @@ def score_run(plans: PlanLog, contexts: ContextLog, ego: EgoLog, agents: Optiona
         valid = scored & boxes_ok
         pred_filled = np.where(np.isfinite(pred), pred, 0.0)
         gt_filled = np.where(np.isfinite(gt), gt, 0.0)
-        collision_metrics = {"available": True}
+        hits = collision_hits(pred_filled, agents_per_step, gt_filled, valid=valid)
+        collision_metrics = {"available": True, "num_frames": int(hits.scored.sum()),
+                             "num_excluded": int(hits.excluded.sum())}
         for conv in CONVENTIONS:
-            result = collision_at_horizons(pred_filled, agents_per_step, gt_filled, conv, valid=valid)
-            collision_metrics["num_frames"] = result.pop("num_frames")
-            collision_metrics["num_excluded"] = result.pop("num_excluded")
+            result = hits.at_horizons(conv)
+            del result["num_frames"], result["num_excluded"]
             collision_metrics[conv] = result
         collision_metrics["num_without_boxes"] = int((scored & ~boxes_ok).sum())
-        for k in np.flatnonzero(valid):
-            gt_collides[k] = collision_flags(ego_boxes_from_waypoints(gt[k]), agents_per_step[k]).any()
-            if not gt_collides[k]:
-                collision[k] = collision_flags(ego_boxes_from_waypoints(pred[k]), agents_per_step[k])
+        gt_collides = hits.excluded
+        collision[hits.scored] = hits.per_step[hits.scored]
 
     has_label = (labels >= 0).all(axis=(1, 2))
     ma_rows = has_traj & has_label & (decisions >= 0).all(axis=(1, 2))

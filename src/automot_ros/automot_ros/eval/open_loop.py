@@ -51,18 +51,22 @@ def l2_errors(pred_xy: np.ndarray, gt_xy: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred_xy - gt_xy, axis=-1)
 
 
-def _at_horizons(per_step: np.ndarray, convention: str, valid: np.ndarray) -> Dict[str, float]:
-    """Reduce per-step values [N, 6] of the valid frames to {"1s", "2s", "3s", "avg"}."""
+def _per_frame_at_horizons(per_step: np.ndarray, convention: str) -> Dict[str, np.ndarray]:
+    """Each frame's value [N] at "1s", "2s", "3s" from per-step values [N, 6]."""
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    rows = per_step[valid]
-    if len(rows) == 0:
+    if convention == "stp3":
+        return {name: per_step[:, :steps].mean(1) for name, steps in HORIZON_STEPS.items()}
+    return {name: per_step[:, steps - 1] for name, steps in HORIZON_STEPS.items()}
+
+
+def _at_horizons(per_step: np.ndarray, convention: str, valid: np.ndarray) -> Dict[str, float]:
+    """Reduce per-step values [N, 6] of the valid frames to {"1s", "2s", "3s", "avg"}."""
+    per_frame = _per_frame_at_horizons(per_step[valid], convention)
+    if not valid.any():
         result = {name: math.nan for name in HORIZON_STEPS}
-    elif convention == "stp3":
-        # Mean over frames of a mean over the first k steps = mean over the [frames, k] block.
-        result = {name: float(rows[:, :steps].mean()) for name, steps in HORIZON_STEPS.items()}
     else:
-        result = {name: float(rows[:, steps - 1].mean()) for name, steps in HORIZON_STEPS.items()}
+        result = {name: float(values.mean()) for name, values in per_frame.items()}
     result["avg"] = float(np.mean([result[name] for name in HORIZON_STEPS]))
     return result
 
@@ -216,9 +220,7 @@ class CollisionHits:
     def frame_scores(self, convention: str) -> np.ndarray:
         """Each frame's share [%] of the "avg" rate [N] (NaN where not scored): the mean of
         the scored frames' values is ``at_horizons(convention)["avg"]``."""
-        per_horizon = [100.0 * (self.per_step[:, :steps].mean(1) if convention == "stp3"
-                                else self.per_step[:, steps - 1])
-                       for steps in HORIZON_STEPS.values()]
+        per_horizon = list(_per_frame_at_horizons(100.0 * self.per_step, convention).values())
         return np.where(self.scored, np.mean(per_horizon, axis=0), np.nan)
 
 

@@ -1,9 +1,12 @@
 """The automot_msgs interfaces, built by colcon, work across processes over DDS."""
 
 import math
+import subprocess
+import sys
 
 from automot_msgs.msg import ContextInfo, DrivingPlan, MetaAction
 from automot_msgs.srv import Ask
+from automot_ros.ask_client import ask, wait_for_reply_path
 from automot_ros.ros.introspection import message_to_dict
 from sample_messages import sample_plan
 
@@ -52,9 +55,16 @@ def test_ask_service_is_answered_across_processes(rclpy_node, python_peer):
     peer = python_peer("ros/interface_peer.py", "serve-ask")
     client = rclpy_node.create_client(Ask, "/automot/ask")
     assert rclpy_node.spin_until(client.service_is_ready, timeout_s=30.0), peer.output()
+    assert wait_for_reply_path(client, rclpy_node.spin_until, timeout_s=30.0), peer.output()
 
-    future = client.call_async(Ask.Request(question="what is ahead?"))
-    assert rclpy_node.spin_until(future.done, timeout_s=10.0)
-    response = future.result()
-    assert response.success and response.answer == "?daeha si tahw"
+    response = ask(client, "what is ahead?", rclpy_node.spin_until, timeout_s=10.0)
+    assert response is not None and response.success and response.answer == "?daeha si tahw"
     assert response.error == "" and response.context_seq == 42 and response.latency_ms >= 0.0
+
+
+def test_automot_ask_prints_the_answers_of_a_serving_process(python_peer):
+    peer = python_peer("ros/interface_peer.py", "serve-ask")
+    result = subprocess.run([sys.executable, "-m", "automot_ros.cli", "ask", "what is ahead?", "left?",
+                             "--timeout", "30"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (result.stdout, result.stderr, peer.output())
+    assert "A: ?daeha si tahw" in result.stdout and "A: ?tfel" in result.stdout

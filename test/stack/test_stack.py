@@ -16,6 +16,7 @@ from automot_msgs.srv import Ask
 from nav_msgs.msg import Odometry, Path as PathMsg
 from sensor_msgs.msg import CompressedImage, Image
 
+from automot_ros.ask_client import ask, wait_for_reply_path
 from automot_ros.data.ego import EgoState
 from automot_ros.data.synthetic import SyntheticScenario
 from automot_ros.ros.image_conv import rgb_to_image
@@ -85,9 +86,10 @@ class Probe:
     def ask(self, question: str, timeout_s: float = 60.0) -> Ask.Response:
         client = self.node.create_client(Ask, f"{NAMESPACE}/ask")
         assert self.spin(30.0, until=client.service_is_ready), "ask service did not appear"
-        future = client.call_async(Ask.Request(question=question))
-        assert self.spin(timeout_s, until=future.done), "ask was not answered in time"
-        return future.result()
+        assert wait_for_reply_path(client, self.node.spin_until, 30.0), "ask service sent no reply"
+        response = ask(client, question, self.node.spin_until, timeout_s)
+        assert response is not None, "ask was not answered in time"
+        return response
 
 
 def test_stack_plans_every_synchronized_input_with_consistent_context_and_answers(rclpy_node, stack):

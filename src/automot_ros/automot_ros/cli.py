@@ -56,18 +56,28 @@ def cmd_ask(args) -> int:
     import rclpy
     from automot_msgs.srv import Ask
 
+    from automot_ros.ask_client import ask, wait_for_reply_path
+
     rclpy.init()
     node = rclpy.create_node("automot_ask", namespace=args.namespace)
+
+    def spin_until(predicate, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not predicate() and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=min(0.05, max(0.0, deadline - time.monotonic())))
+        return bool(predicate())
+
     try:
         client = node.create_client(Ask, "ask")
         if not client.wait_for_service(timeout_sec=args.timeout):
             print(f"automot ask: no {client.srv_name} service within {args.timeout:g} s; is the stack running?")
             return 1
+        if not wait_for_reply_path(client, spin_until, args.timeout):
+            print(f"automot ask: {client.srv_name} is offered but sent no reply within {args.timeout:g} s")
+            return 1
         answered = 0
         for question in args.questions:
-            future = client.call_async(Ask.Request(question=question))
-            rclpy.spin_until_future_complete(node, future, timeout_sec=args.timeout)
-            response = future.result() if future.done() else None
+            response = ask(client, question, spin_until, args.timeout)
             print(f"Q: {question}")
             if response is None:
                 print(f"   no answer within {args.timeout:g} s")
@@ -179,7 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("questions", nargs="+", metavar="QUESTION")
     ask.add_argument("--namespace", default="/automot", help="the stack's namespace (default: %(default)s)")
     ask.add_argument("--timeout", type=float, default=60.0,
-                     help="seconds to wait for the service and for each answer (default: %(default)s)")
+                     help="seconds to wait for the service, for its first reply and for each answer "
+                          "(default: %(default)s)")
     ask.set_defaults(func=cmd_ask)
 
     replay = commands.add_parser(

@@ -15,6 +15,7 @@ from automot_msgs.msg import ContextInfo, DrivingPlan
 from automot_msgs.srv import Ask
 from rclpy.executors import SingleThreadedExecutor
 
+from automot_ros.ask_client import ask, wait_for_reply_path
 from automot_ros.data.decisions import LATERAL_NAMES, LONGITUDINAL_NAMES
 from automot_ros.runtime.plan_result import PlanStatus
 from automot_ros.runtime.supervisor import NodeSpec, Supervisor, stack_specs
@@ -96,11 +97,15 @@ def _observe(supervisor, executor, client, plans, contexts, duration_s, question
               f"age {age} ms | {line}")
     window = [m for _, m in plans[first_plan:]]
     print(f"\nasking: {question!r}")
-    _spin_for(executor, supervisor, 30.0, until=client.service_is_ready)
-    future = client.call_async(Ask.Request(question=question))
-    _spin_for(executor, supervisor, 120.0, until=future.done)
-    response = future.result() if future.done() else None
-    if response is None:
+
+    def spin_until(predicate, timeout_s: float) -> bool:
+        _spin_for(executor, supervisor, timeout_s, until=predicate)
+        return bool(predicate())
+
+    response = None
+    if not (spin_until(client.service_is_ready, 30.0) and wait_for_reply_path(client, spin_until, 30.0)):
+        print(f"no reply from {client.srv_name} within 30 s")
+    elif (response := ask(client, question, spin_until, 120.0)) is None:
         print("no answer within 120 s")
     elif response.success:
         print(f"answer ({response.latency_ms:.0f} ms, context seq {response.context_seq}): {response.answer!r}")

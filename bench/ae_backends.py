@@ -1,7 +1,7 @@
 """Action Expert latency per backend: median and p90 of one step, JSON out.
 
 Each backend runs the same step the action node runs: ``ActionBackend.run`` on a context
-snapshot (random K/V at the config's context length), one scene image, two target points
+snapshot (random K/V at the config's context length), one scene image, the route target points
 and the speed. On the CPU: tiny (default) or smol, torch vs onnxruntime-cpu (fp32 by
 default). On a GPU host the GPU backends join in (onnxruntime-cuda, tensorrt), and
 ``--ae-only`` benchmarks a config too large to build whole (automot-b2d: Qwen3-VL-4B-sized
@@ -34,6 +34,7 @@ from automot_ros.engines.export import export_action_expert
 from automot_ros.engines.gpu import probe_gpu
 from automot_ros.runtime.backends.factory import AUTO_ORDER, BackendFactory, availability
 from automot_ros.runtime.context_shm import ContextSnapshot
+from automot_ros.train.synthetic import arc_points
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "ae_backends.json"
 
@@ -75,7 +76,7 @@ def bench_ae_only(args, engine_dir: Path, report: dict) -> None:
     rng = np.random.default_rng(0)
     kv = rng.standard_normal((d.layers, 2, d.kv_heads, tokens, d.head_dim)).astype(np.float32)
     scene = rng.integers(0, 256, (1, 3, *scene_hw), dtype=np.uint8)
-    targets = np.array([[[12.0, 0.5], [24.0, 2.0]]], np.float32)
+    targets = arc_points(np.asarray(model.cfg.action.route_lookahead_m), 0.01)[None].astype(np.float32)
     speed = np.array([6.0], np.float32)
     report["context_tokens"] = tokens
     results = report["backends"]
@@ -136,7 +137,7 @@ def bench_full(args, engine_dir: Path, report: dict) -> None:
     kv.setflags(write=False)  # like the shared-memory view
     snapshot = ContextSnapshot(1, 0, 0, tokens, tokens, 1, model.model_id, kv)
     scene = rng.integers(0, 256, (3, *model.cfg.action.scene.image_size), dtype=np.uint8)
-    targets = np.array([[12.0, 0.5], [24.0, 2.0]])
+    targets = arc_points(np.asarray(model.cfg.action.route_lookahead_m), 0.01)  # a gentle left bend
     report["context_tokens"] = tokens
     for name in args.backends or list(reversed(AUTO_ORDER)):
         ok, reason = availability(name)

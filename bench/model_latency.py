@@ -14,10 +14,13 @@ import json
 import platform
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from timing import timed  # bench/ is the script directory
+from automot_ros.data.route import DEFAULT_LOOKAHEAD_M
 from automot_ros.model import build_model, format_instruction
+from automot_ros.train.synthetic import arc_points
 
 
 def bench_config(name: str, runs: int, warmup: int) -> dict:
@@ -25,9 +28,9 @@ def bench_config(name: str, runs: int, warmup: int) -> dict:
     v, s = model.cfg.vision, model.cfg.action.scene
     frames = torch.randint(0, 256, (v.frames, 3, *v.image_size), dtype=torch.uint8)
     scene = torch.randint(0, 256, (1, 3, *s.image_size), dtype=torch.uint8)
-    targets = torch.tensor([[[12.0, 0.5], [24.0, 2.0]]])
+    targets = torch.from_numpy(arc_points(np.asarray(model.cfg.action.route_lookahead_m), 0.01)[None]).float()
     speed = torch.tensor([6.0])
-    instruction = format_instruction(targets[0], float(speed[0]))
+    instruction = format_instruction(arc_points(np.asarray(DEFAULT_LOOKAHEAD_M), 0.01), float(speed[0]))
     context = model.understand(frames, instruction)
 
     def sync():

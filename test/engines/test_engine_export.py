@@ -119,3 +119,30 @@ def test_onnxruntime_matches_torch_at_other_context_lengths_and_batches(tiny_exp
             worst[name] = max(worst.get(name, 0.0), diff)
     if precision == "fp32":
         assert max(worst.values()) <= 1e-4, worst
+
+
+def test_an_action_expert_with_more_route_targets_exports_them(tmp_path):
+    """The target_points input takes the config's count (action.route_lookahead_m)."""
+    import dataclasses
+
+    from automot_ros.engines.export import export_action_expert
+    from automot_ros.model import build_model, load_model_config
+
+    tiny = load_model_config("tiny")
+    model = build_model(dataclasses.replace(tiny, action=dataclasses.replace(tiny.action,
+                                                                           route_lookahead_m=(10.0, 20.0, 40.0))))
+    result = export_action_expert(model, tmp_path, precisions=["fp32"], context_lengths=[40])
+    proto = onnx.load(str(result.files["fp32"]))
+    shape = [d.dim_value or d.dim_param for d in proto.graph.input[INPUT_NAMES.index("target_points")].type.tensor_type.shape.dim]
+    assert shape[1:] == [3, 2]
+    session = onnxruntime.InferenceSession(str(result.files["fp32"]), providers=["CPUExecutionProvider"])
+    d, scene = model.cfg.decoder, model.cfg.action.scene.image_size
+    generator = torch.Generator().manual_seed(3)
+    inputs = (torch.randn(d.layers, 2, d.kv_heads, 40, d.head_dim, generator=generator),
+              torch.randint(0, 256, (2, 3, *scene), dtype=torch.uint8, generator=generator),
+              torch.randn(2, 3, 2, generator=generator) * 10, torch.rand(2, generator=generator) * 15)
+    with torch.no_grad():
+        reference = model.action_expert(*inputs)
+    outputs = session.run(None, dict(zip(INPUT_NAMES, (t.numpy() for t in inputs))))
+    for out, ref in zip(outputs, reference):
+        np.testing.assert_allclose(out, ref.numpy(), atol=1e-4 * max(1.0, float(ref.abs().max())))

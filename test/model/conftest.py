@@ -41,11 +41,11 @@ def make_inputs():
 
 def random_inputs(model, batch: int = 1, seed: int = 0):
     """Random model inputs: frames uint8 [T, 3, H, W], instruction, scene uint8 [B, 3, Hs, Ws],
-    target_points [B, 2, 2], speed [B]."""
+    target_points [B, K, 2] (K: the config's route targets), speed [B]."""
     g = torch.Generator().manual_seed(seed)
     v, s = model.cfg.vision, model.cfg.action.scene
     frames = torch.randint(0, 256, (v.frames, 3, *v.image_size), dtype=torch.uint8, generator=g)
     scene = torch.randint(0, 256, (batch, 3, *s.image_size), dtype=torch.uint8, generator=g)
-    targets = torch.rand(batch, 2, 2, generator=g) * 30.0 - torch.tensor([0.0, 15.0])
+    targets = torch.rand(batch, model.cfg.action.target_points, 2, generator=g) * 30.0 - torch.tensor([0.0, 15.0])
     speed = torch.rand(batch, generator=g) * 15.0
-    return frames, format_instruction(targets[0], float(speed[0])), scene, targets, speed
+    return frames, format_instruction(targets[0, :2], float(speed[0])), scene, targets, speed

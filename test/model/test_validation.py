@@ -85,3 +85,16 @@ def test_configs(tmp_path):
     with pytest.raises(ValueError, match="GQA group size"):
         ModelConfig.from_dict({**tiny.to_dict(), "action": {**tiny.to_dict()["action"], "heads": 2}})
     assert ModelConfig.from_dict(tiny.to_dict()) == tiny
+    path.write_text("action: {route_lookahead_m: [10, 20, 40]}\n")
+    far = load_model_config(path).action
+    assert far.route_lookahead_m == (10.0, 20.0, 40.0) and far.target_points == 3
+    assert '"route_lookahead_m": [10.0, 20.0, 40.0]' in load_model_config(path).to_json()  # YAML ints as floats
+    assert far.num_nav_tokens == tiny.action.num_nav_tokens + 1
+    for bad in ("[]", "[20, 10]", "[0, 10]"):
+        path.write_text(f"action: {{route_lookahead_m: {bad}}}\n")
+        with pytest.raises(ValueError, match="route_lookahead_m must be increasing positive"):
+            load_model_config(path)
+    # Checkpoints from before route_lookahead_m embed target_points: 2, the 10 and 20 m default.
+    legacy = {**tiny.to_dict(), "action": {**tiny.to_dict()["action"], "target_points": 2}}
+    del legacy["action"]["route_lookahead_m"]
+    assert ModelConfig.from_dict(legacy) == tiny

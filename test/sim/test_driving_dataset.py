@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from sim_scenes import straight_road, write_straight_store
 
-from automot_ros.data.dataset import (FUTURE_AGENT_SLOTS, SUPERVISION_FIELDS, DrivingDataset, Episode, collate,
+from automot_ros.data.dataset import (FUTURE_AGENT_SLOTS, IMAGE_FREE_FIELDS, DrivingDataset, Episode, collate,
                                      nearest_agents)
 from automot_ros.data.sensors import render_bev, render_front
+from automot_ros.model.config import load_model_config
 from automot_ros.sim.state import SimState
 
 
@@ -54,7 +57,7 @@ def test_items_are_model_ready(store):
     assert full[0]["frames"].shape == (4, 3, 128, 256) and full[0]["seed"] == 1
 
 
-def test_supervision_fields_come_without_decoding_images(store, monkeypatch):
+def test_image_free_fields_come_without_decoding_images(store, monkeypatch):
     data = DrivingDataset(store, "train", model="tiny")
     item = data[3]
 
@@ -62,10 +65,20 @@ def test_supervision_fields_come_without_decoding_images(store, monkeypatch):
         raise AssertionError("an image was decoded")
 
     monkeypatch.setattr(Episode, "_png", no_decoding)
-    supervision = data.supervision(3)
-    assert set(supervision) == set(SUPERVISION_FIELDS)
-    for name in SUPERVISION_FIELDS:
-        torch.testing.assert_close(supervision[name], item[name], equal_nan=True)
+    fields = data.image_free_fields(3)
+    assert set(fields) == set(IMAGE_FREE_FIELDS)
+    for name in IMAGE_FREE_FIELDS:
+        torch.testing.assert_close(fields[name], item[name], equal_nan=True)
+
+
+def test_route_targets_follow_the_models_lookahead_and_the_instruction_keeps_its_two(store):
+    tiny = load_model_config("tiny")
+    far = dataclasses.replace(tiny, action=dataclasses.replace(tiny.action, route_lookahead_m=(10.0, 20.0, 30.0, 45.0)))
+    item, far_item = DrivingDataset(store, "train", model=tiny)[0], DrivingDataset(store, "train", model=far)[0]
+    # The stored episode drives straight along +x on its route: the targets lie straight ahead.
+    np.testing.assert_allclose(far_item["target_points"].numpy(), [[10, 0], [20, 0], [30, 0], [45, 0]], atol=1e-4)
+    torch.testing.assert_close(far_item["target_points"][:2], item["target_points"])
+    assert far_item["instruction"] == item["instruction"]
 
 
 def test_nearest_agents_keeps_the_closest_to_each_waypoint_nearest_first():

@@ -3,6 +3,7 @@ reads, reused while the UE is unchanged, rebuilt when it changes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_cache_holds_the_ae_heads_of_each_tick_in_fp16(model, data, tmp_path):
     assert meta["samples"] == 12 and meta["contexts"] == 6  # samples 0.25 s apart, UE at 2 Hz
     assert meta["context_shape"] == [d.layers, 2, a.kv_heads, context_tokens(model), d.head_dim]
     assert a.kv_heads < d.kv_heads  # the unread UE heads are not stored
-    cached = AECacheDataset(path)
+    cached = AECacheDataset(path, a.route_lookahead_m)
     assert len(cached) == 12
     for i in (0, 1, 7):
         item = cached[i]
@@ -79,3 +80,26 @@ def test_a_field_added_since_the_build_is_filled_in_without_recomputing_contexts
     assert (path / "contexts.npy").stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(np.load(path / "future_agents.npy"), expected)
     assert any("added future_agents" in line for line in lines) and not (path / "adding").exists()
+
+
+def test_aes_with_another_route_lookahead_share_the_contexts_and_get_their_own_targets(model, tmp_path):
+    path = build_ae_cache(model, SyntheticDriving("tiny", samples=12, episodes=2), tmp_path, log=lambda *a: None)
+    stamp = (path / "contexts.npy").stat().st_mtime_ns
+    tiny = model.cfg
+    far_cfg = dataclasses.replace(tiny, action=dataclasses.replace(tiny.action, route_lookahead_m=(10.0, 20.0, 40.0)))
+    far = build_model(far_cfg)
+    far.load_state_dict(model.state_dict())  # the same UE (and AE: the targets share one embedding)
+    far_data = SyntheticDriving(far_cfg, samples=12, episodes=2)
+
+    def no_contexts(frames, instructions):
+        raise AssertionError("contexts recomputed")
+
+    assert build_ae_cache(far, far_data, tmp_path, log=lambda *a: None, context_fn=no_contexts) == path
+    assert (path / "contexts.npy").stat().st_mtime_ns == stamp
+    near_items = AECacheDataset(path, tiny.action.route_lookahead_m)
+    far_items = AECacheDataset(path, far_cfg.action.route_lookahead_m)
+    assert near_items[5]["target_points"].shape == (2, 2) and far_items[5]["target_points"].shape == (3, 2)
+    torch.testing.assert_close(far_items[5]["target_points"], far_data[5]["target_points"])
+    torch.testing.assert_close(far_items[5]["target_points"][:2], near_items[5]["target_points"])
+    with pytest.raises(ValueError, match="route targets"):
+        build_ae_cache(far, SyntheticDriving("tiny", samples=12, episodes=2), tmp_path, log=lambda *a: None)

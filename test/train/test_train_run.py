@@ -118,6 +118,29 @@ def test_the_answer_stage_trains_only_the_adapter_from_a_checkpoint_without_one(
         train(_opts(tmp_path / "none", stage="answer", steps=1), log=_quiet)
 
 
+def test_an_ae_fine_tune_may_move_the_route_targets_but_not_change_the_ue(tmp_path):
+    def variant(name: str, section: str, key: str, value) -> str:
+        config = yaml.safe_load((config_dir() / "models" / "tiny.yaml").read_text())
+        config["name"] = "tiny"
+        config.setdefault(section, {})[key] = value
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        return str(tmp_path / f"{name}.yaml")
+
+    train(_opts(tmp_path / "base", stage="ae", steps=2), log=_quiet)
+    base = tmp_path / "base" / "model.safetensors"
+    far = variant("far", "action", "route_lookahead_m", [10.0, 20.0, 40.0])
+    lines = []
+    train(_opts(tmp_path / "far", config=far, stage="ae", steps=3, init=str(base)), log=lines.append)
+    assert any("it now takes [10.0, 20.0, 40.0] m" in line for line in lines), lines
+    model = build_model(far, checkpoint=tmp_path / "far" / "tiny.fp16.safetensors")
+    assert model.cfg.action.target_points == 3
+    with pytest.raises(ValueError, match="another config"):  # serving needs the config it was trained with
+        build_model("tiny", checkpoint=tmp_path / "far" / "tiny.fp16.safetensors")
+    with pytest.raises(ValueError, match="another config"):  # a changed UE is no fine-tune
+        train(_opts(tmp_path / "deeper", config=variant("deeper", "decoder", "layers", 3), stage="ae", steps=1,
+                    init=str(base)), log=_quiet)
+
+
 def test_stages_run_in_training_order_and_unknown_ones_are_refused(tmp_path):
     train(_opts(tmp_path / "two", stage="ae,projector", steps=1), log=_quiet)
     assert [r["stage"] for r in read_log(tmp_path / "two" / "train_log.csv")] == ["projector", "ae"]

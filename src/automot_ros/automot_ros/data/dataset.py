@@ -5,9 +5,9 @@
 | key | value |
 | --- | --- |
 | frames | uint8 [4, 3, H, W]: front frames 0.25 s apart, oldest first, at the model's vision.image_size |
-| instruction | str: model.prompt.format_instruction(target_points, speed) |
+| instruction | str: model.prompt.format_instruction(the route 10 m / 20 m ahead, speed) |
 | scene_input | uint8 [3, Hs, Ws]: the BEV raster (data/sensors.py) at action.scene.image_size |
-| target_points | float32 [2, 2]: route 10 m / 20 m ahead (ego frame) |
+| target_points | float32 [K, 2]: the route at the AE's lookahead distances (ego frame; default 10 m / 20 m, else the model's action.route_lookahead_m) |
 | speed | float32 []: m/s |
 | future_xy | float32 [6, 2]: waypoints at 0.5 ... 3 s (ego frame) |
 | future_speed | float32 [6] |
@@ -22,8 +22,9 @@ collection size (PNG) and resized at load time (cv2 INTER_AREA, data.image.to_mo
 Samples of failed episodes whose future runs into the failure are left out unless
 ``include_invalid`` (data.samples: ``valid``). ``agent_boxes_future(i)`` gives the ground-truth
 agent boxes at the 6 waypoint times (for eval.open_loop's collision rate); ``future_agents``
-keeps the nearest of them in a fixed-size array a batch can stack. ``supervision(i)`` gives
-an item's SUPERVISION_FIELDS (future_xy ... future_agents) without decoding its images.
+keeps the nearest of them in a fixed-size array a batch can stack. ``image_free_fields(i)``
+gives an item's IMAGE_FREE_FIELDS (target_points, speed and the training targets) without
+decoding its images.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import torch
 from torch.utils.data import Dataset
 
 from automot_ros.data.image import to_model_frame
+from automot_ros.data.route import DEFAULT_LOOKAHEAD_M
 from automot_ros.data.samples import EpisodeLog
 from automot_ros.eval.open_loop import FUTURE_TIMES_S
 from automot_ros.model.prompt import format_instruction
@@ -47,8 +49,9 @@ from automot_ros.model.prompt import format_instruction
 # Agents kept per waypoint time in an item's future_agents: more than ever come within reach
 # of a 3 s plan at the collection's traffic density.
 FUTURE_AGENT_SLOTS = 8
-# The item keys that only supervise training (no model input reads them).
-SUPERVISION_FIELDS = ("future_xy", "future_speed", "path_xy", "labels", "future_agents")
+# The item keys that come without decoding images: the AE's route and speed inputs and
+# everything that only supervises training.
+IMAGE_FREE_FIELDS = ("target_points", "speed", "future_xy", "future_speed", "path_xy", "labels", "future_agents")
 
 
 @dataclass
@@ -99,20 +102,23 @@ class Episode:
         return np.ascontiguousarray(self._png("bev", k).transpose(2, 0, 1))
 
 
-def _model_sizes(model) -> Tuple[Optional[Tuple[int, int]], Optional[Tuple[int, int]]]:
+def _model_inputs(model) -> Tuple[Optional[Tuple[int, int]], Optional[Tuple[int, int]], Tuple[float, ...]]:
+    """(frame size, scene size, route lookahead) of a model config; (None, None, the
+    collection's 10 m / 20 m) without one."""
     if model is None:
-        return None, None
+        return None, None, DEFAULT_LOOKAHEAD_M
     from automot_ros.model.config import load_model_config
 
     cfg = load_model_config(model)
-    return tuple(cfg.vision.image_size), tuple(cfg.action.scene.image_size)
+    return tuple(cfg.vision.image_size), tuple(cfg.action.scene.image_size), cfg.action.route_lookahead_m
 
 
 class DrivingDataset(Dataset):
     """Samples of the episodes of ``split`` ("train", "heldout" or "all") under ``root``.
 
     ``model``: a model config name/path/ModelConfig whose input sizes the images are resized
-    to; or give ``frame_size`` / ``scene_size`` (H, W) directly; None keeps the stored size.
+    to and whose route lookahead the target points follow; or give ``frame_size`` /
+    ``scene_size`` (H, W) directly; None keeps the stored size and the 10 m / 20 m targets.
     ``cache_episodes``: how many decoded episodes stay in memory (PNG bytes, a few MB each).
     """
 
@@ -129,7 +135,7 @@ class DrivingDataset(Dataset):
             raise ValueError(f"split must be 'all' or one of {sorted(self.manifest['splits'])}, got {split!r}")
         by_seed = {e["seed"]: e for e in self.manifest["episodes"] if "error" not in e}
         self.episodes = [by_seed[s] for s in sorted(seeds)]
-        model_frame, model_scene = _model_sizes(model)
+        model_frame, model_scene, self.route_lookahead_m = _model_inputs(model)
         self.frame_size = tuple(frame_size) if frame_size else model_frame
         self.scene_size = tuple(scene_size) if scene_size else model_scene
         self.cache_episodes = max(1, cache_episodes)
@@ -164,25 +170,26 @@ class DrivingDataset(Dataset):
         a = ep.arrays
         frames = np.stack([self._resize(ep.front(int(k)), self.frame_size, hwc=True) for k in a["sample_history"][n]])
         scene = self._resize(ep.bev(int(a["sample_frame"][n])), self.scene_size, hwc=False)
-        targets = a["sample_target_points"][n].astype(np.float32)
-        speed = float(a["sample_speed"][n])
         return {
             "frames": torch.from_numpy(frames),
-            "instruction": format_instruction(targets, speed),
+            # The UE's instruction: the targets stored at collection (10 m and 20 m).
+            "instruction": format_instruction(a["sample_target_points"][n], float(a["sample_speed"][n])),
             "scene_input": torch.from_numpy(scene),
-            "target_points": torch.from_numpy(targets),
-            "speed": torch.tensor(speed, dtype=torch.float32),
-            **self.supervision(i),
+            **self.image_free_fields(i),
             "qa": ep.qa.get(n, []),
             "seed": ep.log.seed,
             "frame": int(a["sample_frame"][n]),
         }
 
-    def supervision(self, i: int) -> dict:
-        """The item's SUPERVISION_FIELDS, without decoding its images."""
+    def image_free_fields(self, i: int) -> dict:
+        """The item's IMAGE_FREE_FIELDS, without decoding its images."""
         e, n = self.index[i]
-        a = self.episode(e).arrays
+        ep = self.episode(e)
+        a = ep.arrays
+        targets = ep.log.target_points(int(a["sample_frame"][n]), self.route_lookahead_m)
         return {
+            "target_points": torch.from_numpy(targets.astype(np.float32)),
+            "speed": torch.tensor(float(a["sample_speed"][n]), dtype=torch.float32),
             "future_xy": torch.from_numpy(a["sample_future_xy"][n].astype(np.float32)),
             "future_speed": torch.from_numpy(a["sample_future_speed"][n].astype(np.float32)),
             "path_xy": torch.from_numpy(a["sample_path_xy"][n].astype(np.float32)),
@@ -225,4 +232,4 @@ def collate(batch: List[dict]) -> dict:
     return out
 
 
-__all__ = ["DrivingDataset", "Episode", "FUTURE_AGENT_SLOTS", "SUPERVISION_FIELDS", "collate", "nearest_agents"]
+__all__ = ["DrivingDataset", "Episode", "FUTURE_AGENT_SLOTS", "IMAGE_FREE_FIELDS", "collate", "nearest_agents"]

@@ -8,7 +8,9 @@ from automot_ros.data.ego import EgoState
 from automot_ros.errors import InputError
 
 # Target points are taken at fixed arc lengths ahead of the ego's projection on the route,
-# so they do not depend on how densely the route happens to be sampled.
+# so they do not depend on how densely the route happens to be sampled. These two are the
+# UE instruction's (model.prompt) and the collection's; the AE's come from its model config
+# (action.route_lookahead_m).
 DEFAULT_LOOKAHEAD_M = (10.0, 20.0)
 
 

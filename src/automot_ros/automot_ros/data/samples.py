@@ -15,8 +15,9 @@ episode is over, because every target looks into the future:
   with the logged speeds); thresholds are documented there (stop < 0.5 m/s at a window's
   end, accelerate/decelerate beyond +/-0.5 m/s^2 mean over 1 s, slight turn >= 5 deg or
   >= 0.5 m sideways, turn >= 20 deg);
-- target_points [2, 2]: the route 10 m and 20 m ahead (data.route.next_target_points),
-  speed: the ego's speed (the model's navigation inputs);
+- target_points [2, 2]: the route 10 m and 20 m ahead (data.route.next_target_points; the
+  UE instruction's; the dataset recomputes the AE's at its model's lookahead from the
+  route), speed: the ego's speed (the model's navigation inputs);
 - QA pairs (data.qa) from the ground truth at the sample's time and the labels.
 
 A sample exists at every ``stride``-th frame that has a full frame history (4 frames 0.25 s
@@ -33,7 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from automot_ros.data.ego import EgoState
-from automot_ros.data.route import next_target_points
+from automot_ros.data.route import DEFAULT_LOOKAHEAD_M, next_target_points
 from automot_ros.data.sensors import route_ahead
 from automot_ros.eval.meta_actions import meta_action_labels
 from automot_ros.eval.open_loop import FUTURE_TIMES_S, future_in_ego_frame
@@ -81,6 +82,13 @@ class EpisodeLog:
         x, y, yaw, speed = (float(v) for v in self.ego[k])
         return EgoPose(x, y, yaw, speed, self.ego_size[0], self.ego_size[1],
                        int(self.lane[k, 0]), int(self.lane[k, 1]))
+
+    def target_points(self, k: int, lookahead_m: Sequence[float] = DEFAULT_LOOKAHEAD_M) -> np.ndarray:
+        """The route at ``lookahead_m`` arc lengths ahead of frame k's ego, in its frame [K, 2]."""
+        pose = self.ego_pose(k)
+        ego = EgoState(stamp_ns=round(k * self.dt_s * 1e9), x=pose.x, y=pose.y, yaw=pose.yaw,
+                       speed_mps=pose.speed_mps)
+        return next_target_points(self.route, ego, tuple(lookahead_m))
 
     def agents(self, k: int) -> np.ndarray:
         """Frame k's agent rows [A, 8] (AGENT_FIELDS)."""
@@ -179,14 +187,12 @@ def build_samples(log: EpisodeLog, stride: int = 5) -> Tuple[Dict[str, np.ndarra
     qa: List[dict] = []
     for n, k in enumerate(frames):
         pose = log.ego_pose(k)
-        ego_state = EgoState(stamp_ns=round(k * log.dt_s * 1e9), x=pose.x, y=pose.y, yaw=pose.yaw,
-                             speed_mps=pose.speed_mps)
         future = future_waypoints(log, k)
         labels = sample_labels(log, k)
         path = driven_path(log, k)
         out["frame"].append(k)
         out["history"].append(history_frames(log, k))
-        out["target_points"].append(next_target_points(log.route, ego_state))
+        out["target_points"].append(log.target_points(k))
         out["speed"].append(pose.speed_mps)
         out["future_xy"].append(future)
         out["future_speed"].append(future_speeds(log, k))

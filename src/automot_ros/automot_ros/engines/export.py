@@ -4,7 +4,7 @@ Graph interface (both variants; float32 at the boundary)::
 
     context_kv     float32 [layers, 2, ue_kv_heads, context, head_dim]   the shared-memory slot layout
     scene_input    uint8   [batch, 3, Hs, Ws]
-    target_points  float32 [batch, 2, 2]     m, ego frame
+    target_points  float32 [batch, K, 2]     m, ego frame (K: the config's action.route_lookahead_m)
     speed          float32 [batch]           m/s
     -> lateral_logits [batch, 3, 5], longitudinal_logits [batch, 3, 4], path [batch, 20, 2],
        waypoints [batch, 6, 2], speed_pred [batch, 3]
@@ -88,7 +88,7 @@ def _example_inputs(cfg, tokens: int, batch: int, device="cpu", generator=None):
     return (
         torch.randn(d.layers, 2, d.kv_heads, tokens, d.head_dim, generator=generator).to(device),
         torch.randint(0, 256, (batch, 3, *hs_ws), dtype=torch.uint8, generator=generator).to(device),
-        (torch.randn(batch, 2, 2, generator=generator) * 10.0).to(device),
+        (torch.randn(batch, cfg.action.target_points, 2, generator=generator) * 10.0).to(device),
         (torch.rand(batch, generator=generator) * 15.0).to(device),
     )
 

@@ -135,7 +135,7 @@ def _plan_collection(model, root: str, opts: OpenLoopOptions, out: Path, log) ->
     dataset = DrivingDataset(root, opts.split, model=model.cfg)
     cache = build_ae_cache(model, dataset, opts.cache_dir or out / "cache", ue_period_s=opts.ue_period_s,
                            progress=True, log=log)
-    items = AECacheDataset(cache)
+    items = AECacheDataset(cache, model.cfg.action.route_lookahead_m)
     preds, correct = [], []
     for batch in DataLoader(items, batch_size=opts.batch, shuffle=False):
         plan = Plan(*model.ae(batch["context_kv"].float(), batch["scene_input"], batch["target_points"],

@@ -73,7 +73,8 @@ class ActionExpert(nn.Module):
 
     def embed(self, scene_input: torch.Tensor, target_points: torch.Tensor,
               speed: torch.Tensor) -> torch.Tensor:
-        """scene_input pixels [B, 3, Hs, Ws], target_points [B, 2, 2] m, speed [B] m/s
+        """scene_input pixels [B, 3, Hs, Ws], target_points [B, K, 2] m (K = cfg.target_points),
+        speed [B] m/s
         -> AE input tokens [B, N, hidden] (scene, targets, speed, learned queries)."""
         scene = self.scene_encoder(scene_input)
         targets = self.target_embed(target_points.float() / TARGET_SCALE_M)
@@ -101,7 +102,7 @@ class ActionExpert(nn.Module):
         """context_kv [layers, 2, ue_kv_heads, T, head_dim] (positions 0..T-1, read only;
         one context for the whole batch), or [B, layers, 2, kv, T, head_dim] (one context per
         item, training; kv >= the AE's kv_heads), scene_input [B, 3, Hs, Ws], target_points
-        [B, 2, 2], speed [B] -> see ``heads``."""
+        [B, K, 2], speed [B] -> see ``heads``."""
         x = self.embed(scene_input, target_points, speed)
         b, n, _ = x.shape
         per_item = context_kv.ndim == 6

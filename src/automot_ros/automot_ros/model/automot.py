@@ -220,7 +220,8 @@ class AutoMoT(nn.Module):
         if not (scene_input.dtype == torch.uint8 or scene_input.is_floating_point()):
             raise ValueError(f"scene_input must be uint8 or float, got {scene_input.dtype}")
         b = scene_input.shape[0]
-        for name, value, shape in (("target_points", target_points, (b, 2, 2)), ("speed", speed, (b,))):
+        k = self.cfg.action.target_points
+        for name, value, shape in (("target_points", target_points, (b, k, 2)), ("speed", speed, (b,))):
             if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
                 raise ValueError(f"{name} must be a tensor {list(shape)}, got {list(getattr(value, 'shape', []))}")
             if not value.is_floating_point() or not bool(torch.isfinite(value).all()):
@@ -229,8 +230,8 @@ class AutoMoT(nn.Module):
     def action_expert(self, context_kv: torch.Tensor, scene_input: torch.Tensor,
                       target_points: torch.Tensor, speed: torch.Tensor):
         """The AE as a pure tensor function (ONNX export target): context_kv [layers, 2,
-        kv_heads, T, head_dim], scene_input [B, 3, Hs, Ws], target_points [B, 2, 2],
-        speed [B] -> (lateral_logits [B, 3, 5], longitudinal_logits [B, 3, 4],
+        kv_heads, T, head_dim], scene_input [B, 3, Hs, Ws], target_points [B, K, 2]
+        (the route at action.route_lookahead_m, ego frame), speed [B] -> (lateral_logits [B, 3, 5], longitudinal_logits [B, 3, 4],
         path [B, 20, 2], waypoints [B, 6, 2], speed [B, 3])."""
         return self.ae(context_kv, scene_input, target_points, speed)
 

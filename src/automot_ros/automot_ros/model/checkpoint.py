@@ -120,6 +120,16 @@ def check_serves(path: Union[str, Path], trained: ModelConfig, config) -> None:
         raise ValueError(f"checkpoint {path} was trained with another config than {config!r}")
 
 
+def check_initializes(path: Union[str, Path], trained: ModelConfig, config) -> None:
+    """Refuse checkpoint ``path``, trained with config ``trained``, as the start of training
+    the model ``config`` unless it would serve it (``check_serves``) but for the AE's route
+    lookahead: the target points share one embedding, so the same tensors take more or
+    other distances, and a fine-tune teaches the AE to use them."""
+    wanted = load_model_config(config)
+    lookahead = dataclasses.replace(trained.action, route_lookahead_m=wanted.action.route_lookahead_m)
+    check_serves(path, dataclasses.replace(trained, action=lookahead), wanted)
+
+
 def load_checkpoint(path: Union[str, Path], config=None, release_names: bool = False) -> AutoMoT:
     """A model from a checkpoint. ``config`` (name, path or ModelConfig) is required for
     release-named files, which carry no automot config; for ours it must match the

@@ -93,7 +93,9 @@ class ActionExpertConfig:
     kv_heads: int = 1
     mlp: int = 256
     scene: ConvEncoderConfig = field(default_factory=ConvEncoderConfig)
-    target_points: int = 2
+    # Arc lengths along the route, ahead of the ego, of the AE's route target points (one
+    # token each). The UE's instruction keeps its own two (data.route.DEFAULT_LOOKAHEAD_M).
+    route_lookahead_m: Tuple[float, ...] = (10.0, 20.0)
     decision_queries: int = 8
     path_queries: int = 20
     waypoint_queries: int = 6
@@ -101,6 +103,16 @@ class ActionExpertConfig:
     lateral_classes: int = 5
     longitudinal_classes: int = 4
     speed_outputs: int = 3
+
+    def __post_init__(self) -> None:
+        d = tuple(float(v) for v in self.route_lookahead_m)  # YAML's 10 and 10.0 are one config
+        if not d or any(b <= a for a, b in zip((0.0,) + d, d)):  # positive, increasing
+            raise ValueError(f"route_lookahead_m must be increasing positive distances, got {list(d)}")
+        object.__setattr__(self, "route_lookahead_m", d)
+
+    @property
+    def target_points(self) -> int:
+        return len(self.route_lookahead_m)
 
     @property
     def num_nav_tokens(self) -> int:
@@ -145,6 +157,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         action = dict(data.get("action", {}))
+        # Checkpoints from before route_lookahead_m store target_points: 2, i.e. the default's 10 and 20 m.
+        if action.pop("target_points", 2) != 2:
+            raise ValueError("action.target_points other than 2: name the AE's route targets by route_lookahead_m")
         if "scene" in action:
             action["scene"] = _build(ConvEncoderConfig, action["scene"])
         return cls(

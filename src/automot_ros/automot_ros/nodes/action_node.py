@@ -43,7 +43,7 @@ class ActionNode(Node):
         self.contexts = ContextSource(factory.model_id)
         self.runner = ActionRunner(
             backend, self.contexts, scene_size=factory.cfg.action.scene.image_size,
-            max_context_age_s=p.max_context_age_s, lookahead_m=p.route_lookahead_m,
+            max_context_age_s=p.max_context_age_s, lookahead_m=factory.cfg.action.route_lookahead_m,
         )
         self.route_xy = None
         self.last_result = None

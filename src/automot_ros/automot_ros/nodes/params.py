@@ -37,7 +37,6 @@ class ModelParams:
 class CameraParams:
     cameras: List[str] = field(default_factory=lambda: ["front"])
     camera_frame_ids: List[str] = field(default_factory=lambda: [""])
-    route_lookahead_m: List[float] = field(default_factory=lambda: [10.0, 20.0])
     image_transport: str = "raw"
 
     def validate(self) -> None:
@@ -47,8 +46,6 @@ class CameraParams:
             raise ValueError(f"parameter 'cameras' must list distinct names, got {self.cameras}")
         if len(self.camera_frame_ids) != len(self.cameras):
             raise ValueError("parameter 'camera_frame_ids' needs one entry per camera ('' accepts any)")
-        if len(self.route_lookahead_m) != 2 or not all(d > 0 for d in self.route_lookahead_m):
-            raise ValueError("parameter 'route_lookahead_m' must be two positive distances")
 
 
 @dataclass
@@ -58,10 +55,13 @@ class UnderstandingParams(ModelParams, CameraParams):
     frame_interval_s: float = 0.25
     segment: str = ""
     slots: int = 3
+    route_lookahead_m: List[float] = field(default_factory=lambda: [10.0, 20.0])
 
     def validate(self) -> None:
         ModelParams.validate(self)
         CameraParams.validate(self)
+        if len(self.route_lookahead_m) != 2 or not all(d > 0 for d in self.route_lookahead_m):
+            raise ValueError("parameter 'route_lookahead_m' must be two positive distances")
         if self.rate_hz <= 0 or self.frames < 1 or self.frame_interval_s <= 0:
             raise ValueError("rate_hz, frames and frame_interval_s must be positive")
         if self.slots < 2:

@@ -9,7 +9,7 @@ import numpy as np
 
 from automot_ros.data.ego import EgoState
 from automot_ros.data.image import to_model_frame
-from automot_ros.data.route import DEFAULT_LOOKAHEAD_M, next_target_points
+from automot_ros.data.route import next_target_points
 from automot_ros.errors import InputError
 from automot_ros.runtime.context_source import ContextSource
 from automot_ros.runtime.plan_result import PlanResult, PlanStatus
@@ -21,10 +21,11 @@ class ActionRunner:
     Status rules (DrivingPlan.STATUS_*): no context yet -> NO_CONTEXT (no trajectory);
     context older than ``max_context_age_s`` -> STALE_CONTEXT (trajectory still computed);
     invalid input -> INPUT_ERROR (counted, no trajectory). It never raises for bad input.
+    ``scene_size`` and ``lookahead_m`` are the model's (action.scene.image_size, action.route_lookahead_m).
     """
 
-    def __init__(self, backend, context_source: ContextSource, scene_size, max_context_age_s: float = 3.0,
-                 lookahead_m=DEFAULT_LOOKAHEAD_M):
+    def __init__(self, backend, context_source: ContextSource, scene_size, lookahead_m,
+                 max_context_age_s: float = 3.0):
         self.backend = backend
         self.contexts = context_source
         self.scene_size = tuple(scene_size)

@@ -13,12 +13,14 @@ UE KV heads >= the AE's kv_heads are never read (model/action_expert.py). smol: 
 
 Layout of ``<cache_root>/<key>/`` (key = hash of the UE weights, the data, the pairing):
 ``contexts.npy`` fp16 [contexts, layers, 2, ae_kv_heads, tokens, head_dim], the AE inputs
-and targets per sample (``scene_input.npy`` uint8 [N, 3, Hs, Ws], ``target_points.npy``,
-``speed.npy``, ``future_xy.npy``, ``future_speed.npy``, ``path_xy.npy``, ``labels.npy``,
-``future_agents.npy``), ``tick.npy`` (context index per sample), ``age_s.npy``, and
-``meta.json`` (written last: a cache without it is incomplete and rebuilt). The contexts are
-the expensive part; a complete cache that lacks a per-sample field added to AE_FIELDS since
-it was built gets that field filled in from the dataset, its contexts kept. Building is
+and targets per sample (``scene_input.npy`` uint8 [N, 3, Hs, Ws],
+``target_points_<lookahead>.npy`` [N, K, 2] per route lookahead, e.g.
+``target_points_10-20.npy``, ``speed.npy``, ``future_xy.npy``, ``future_speed.npy``,
+``path_xy.npy``, ``labels.npy``, ``future_agents.npy``), ``tick.npy`` (context index per
+sample), ``age_s.npy``, and ``meta.json`` (written last: a cache without it is incomplete and
+rebuilt). The contexts are the expensive part; a complete cache that lacks a per-sample
+field (one added to AE_FIELDS since it was built, or the target points of another
+lookahead: AEs that differ in it share the contexts) gets it filled in from the dataset. Building is
 split across the ranks of a distributed run (each computes every world_size-th sample; the
 directory must be shared).
 """
@@ -37,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from automot_ros.data.dataset import SUPERVISION_FIELDS
+from automot_ros.data.dataset import IMAGE_FREE_FIELDS
 from automot_ros.model.prompt import format_instruction
 from automot_ros.train.data import camera_hz, sample_meta
 from automot_ros.train.defaults import DEFAULT_UE_PERIOD_S
@@ -50,6 +52,12 @@ UE_PREFIXES = ("frame_encoder.", "projector.", "decoder.")
 AE_FIELDS = {"scene_input": np.uint8, "target_points": np.float32, "speed": np.float32,
              "future_xy": np.float32, "future_speed": np.float32, "path_xy": np.float32, "labels": np.int64,
              "future_agents": np.float32}
+
+
+def field_files(route_lookahead_m: Sequence[float]) -> Dict[str, str]:
+    """AE_FIELDS name -> its file in a cache: the target points' name carries the lookahead."""
+    tag = "-".join(f"{d:g}" for d in route_lookahead_m)
+    return {name: f"{name}_{tag}.npy" if name == "target_points" else f"{name}.npy" for name in AE_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -87,13 +95,14 @@ def plan_ticks(metas: Sequence[Tuple[int, int]], hz: float, ue_period_s: float) 
 
 
 def ue_digest(model, env: DistEnv = DistEnv()) -> str:
-    """Hash of the config (but the answer adapter's rank) and every UE tensor (frame
-    encoder, projector, decoder): a context depends on nothing else. FSDP-sharded tensors
-    hash their local shards, and the ranks' hashes are combined (collective)."""
+    """Hash of the UE's config (vision and decoder, but the answer adapter's rank: contexts
+    never pass through the adapter) and every UE tensor (frame encoder, projector, decoder):
+    a context depends on nothing else. FSDP-sharded tensors hash their local shards, and the
+    ranks' hashes are combined (collective)."""
     h = hashlib.blake2b(digest_size=10)
     config = model.cfg.to_dict()
-    del config["decoder"]["answer_adapter_rank"]  # contexts never pass through the answer adapter
-    h.update(json.dumps(config, sort_keys=True).encode())
+    del config["decoder"]["answer_adapter_rank"]
+    h.update(json.dumps({"vision": config["vision"], "decoder": config["decoder"]}, sort_keys=True).encode())
     sharded = False
     for name, tensor in sorted(model.state_dict().items()):
         if name.startswith(UE_PREFIXES):
@@ -141,6 +150,11 @@ def build_ae_cache(model, dataset, cache_root: Union[str, Path], env: DistEnv = 
     2, >= ae kv_heads, tokens, head_dim]; default ``model.context_kv`` (FSDP passes its
     wrapped module's pass, which gathers the sharded parameters)."""
     t0 = time.perf_counter()
+    lookahead = tuple(model.cfg.action.route_lookahead_m)
+    if tuple(dataset.route_lookahead_m) != lookahead:
+        raise ValueError(f"the dataset's route targets lie {list(dataset.route_lookahead_m)} m ahead, "
+                         f"the model's {list(lookahead)} m: build the dataset with the model's config")
+    files = field_files(lookahead)
     metas = [sample_meta(dataset, i) for i in range(len(dataset))]
     plan = plan_ticks(metas, camera_hz(dataset), ue_period_s)
     d, a = model.cfg.decoder, model.cfg.action
@@ -149,9 +163,9 @@ def build_ae_cache(model, dataset, cache_root: Union[str, Path], env: DistEnv = 
     key = hashlib.blake2b(key_src.encode(), digest_size=8).hexdigest()
     path = Path(cache_root) / f"{model.cfg.name}-{key}"
     if (path / "meta.json").is_file():
-        missing = [name for name in AE_FIELDS if not (path / f"{name}.npy").is_file()]
+        missing = [name for name in AE_FIELDS if not (path / files[name]).is_file()]
         if missing and env.is_main:
-            _fill_fields(path, dataset, missing, progress, log)
+            _fill_fields(path, dataset, {name: files[name] for name in missing}, progress, log)
         barrier(env)
         if env.is_main:
             log(f"cache: reusing {path} ({plan.num_contexts} contexts for {len(metas)} samples)")
@@ -165,10 +179,10 @@ def build_ae_cache(model, dataset, cache_root: Union[str, Path], env: DistEnv = 
         np.save(path / "tick.npy", plan.tick)
         np.save(path / "age_s.npy", plan.age_s)
         np.lib.format.open_memmap(path / "contexts.npy", mode="w+", dtype=np.float16, shape=ctx_shape).flush()
-        _create_fields(path, dataset, AE_FIELDS)
+        _create_fields(path, dataset, files)
     barrier(env)
     contexts = np.load(path / "contexts.npy", mmap_mode="r+")
-    fields = {name: np.load(path / f"{name}.npy", mmap_mode="r+") for name in AE_FIELDS}
+    fields = {name: np.load(path / files[name], mmap_mode="r+") for name in AE_FIELDS}
     tick_of_item = {int(item): c for c, item in enumerate(plan.tick_items)}
     mine = range(env.rank, len(metas), env.world_size)
     pending: List[Tuple[int, torch.Tensor, str]] = []
@@ -233,39 +247,44 @@ def build_ae_cache(model, dataset, cache_root: Union[str, Path], env: DistEnv = 
     return broadcast_object(path, env)
 
 
-def _create_fields(path: Path, dataset, names) -> Dict[str, np.ndarray]:
-    """Allocate ``<name>.npy`` [N, ...] for the given AE_FIELDS, shaped like the dataset's first item."""
-    first = dataset[0]
+def _create_fields(path: Path, dataset, files: Dict[str, str]) -> Dict[str, np.ndarray]:
+    """Allocate the given AE_FIELDS (name -> file) [N, ...], shaped like the dataset's
+    first item (read without its images where that is enough)."""
+    first = _reader(dataset, files)(0)
     arrays = {}
-    for name in names:
+    for name, file in files.items():
         shape = (len(dataset),) + tuple(torch.as_tensor(first[name]).shape)
-        arrays[name] = np.lib.format.open_memmap(path / f"{name}.npy", mode="w+", dtype=AE_FIELDS[name],
-                                                 shape=shape)
+        arrays[name] = np.lib.format.open_memmap(path / file, mode="w+", dtype=AE_FIELDS[name], shape=shape)
     return arrays
 
 
-def _fill_fields(path: Path, dataset, names: List[str], progress: bool, log) -> None:
-    """Add per-sample fields to a complete cache (written under a temporary name, renamed
-    when full: an interrupted fill leaves the cache as it was)."""
+def _reader(dataset, names) -> Callable[[int], dict]:
+    """The dataset's cheapest item reader that yields ``names``: the image-free fields come
+    without decoding the sample's images."""
+    return dataset.image_free_fields if set(names) <= set(IMAGE_FREE_FIELDS) else dataset.__getitem__
+
+
+def _fill_fields(path: Path, dataset, files: Dict[str, str], progress: bool, log) -> None:
+    """Add per-sample fields (name -> file) to a complete cache (written under a temporary
+    name, renamed when full: an interrupted fill leaves the cache as it was)."""
     t0 = time.perf_counter()
     partial = path / "adding"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    arrays = _create_fields(partial, dataset, names)
+    arrays = _create_fields(partial, dataset, files)
     bar = _progress(len(dataset), "cache fields", progress)
-    # Supervision fields come without decoding the sample's images.
-    read = dataset.supervision if set(names) <= set(SUPERVISION_FIELDS) else dataset.__getitem__
+    read = _reader(dataset, files)
     for i in range(len(dataset)):
         item = read(i)
-        for name in names:
+        for name in files:
             arrays[name][i] = torch.as_tensor(item[name]).numpy()
         bar.update(1)
     bar.close()
     for name, array in arrays.items():
         array.flush()
-        (partial / f"{name}.npy").replace(path / f"{name}.npy")
+        (partial / files[name]).replace(path / files[name])
     partial.rmdir()
-    log(f"cache: added {', '.join(names)} to {path} in {time.perf_counter() - t0:.1f} s")
+    log(f"cache: added {', '.join(files.values())} to {path} in {time.perf_counter() - t0:.1f} s")
 
 
 class _NoBar:
@@ -285,10 +304,12 @@ def _progress(total: int, desc: str, enabled: bool):
 
 class AECacheDataset(Dataset):
     """AE-stage items from a cache: context_kv fp16 [layers, 2, kv, tokens, head_dim] (the
-    sample's paired tick), age_s, and the AE inputs and targets (AE_FIELDS)."""
+    sample's paired tick), age_s, and the AE inputs and targets (AE_FIELDS; the target
+    points of ``route_lookahead_m``, the model's action.route_lookahead_m)."""
 
-    def __init__(self, path: Union[str, Path]):
+    def __init__(self, path: Union[str, Path], route_lookahead_m: Sequence[float]):
         self.path = Path(path)
+        self.files = field_files(route_lookahead_m)
         self.meta = json.loads((self.path / "meta.json").read_text())
         if self.meta.get("format") != CACHE_FORMAT:
             raise ValueError(f"{self.path} is not an {CACHE_FORMAT} cache")
@@ -298,8 +319,8 @@ class AECacheDataset(Dataset):
 
     def _open(self) -> Dict[str, np.ndarray]:
         if self._arrays is None:  # opened lazily: per DataLoader worker
-            names = ["contexts", *AE_FIELDS]
-            self._arrays = {n: np.load(self.path / f"{n}.npy", mmap_mode="r") for n in names}
+            files = {"contexts": "contexts.npy", **self.files}
+            self._arrays = {name: np.load(self.path / file, mmap_mode="r") for name, file in files.items()}
         return self._arrays
 
     def __len__(self) -> int:
@@ -314,4 +335,4 @@ class AECacheDataset(Dataset):
 
 
 __all__ = ["AECacheDataset", "AE_FIELDS", "CACHE_FORMAT", "UE_PREFIXES", "TickPlan", "build_ae_cache",
-           "context_tokens", "data_fingerprint", "plan_ticks", "ue_digest"]
+           "context_tokens", "data_fingerprint", "field_files", "plan_ticks", "ue_digest"]

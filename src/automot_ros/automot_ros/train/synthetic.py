@@ -27,6 +27,7 @@ from automot_ros.data.decisions import (
     LON_KEEP,
     LON_STOP,
 )
+from automot_ros.data.route import DEFAULT_LOOKAHEAD_M
 from automot_ros.eval.open_loop import FUTURE_TIMES_S
 from automot_ros.model.config import load_model_config
 from automot_ros.model.prompt import format_instruction
@@ -66,6 +67,7 @@ class SyntheticDriving(Dataset):
         cfg = load_model_config(model)
         self.frames_shape = (cfg.vision.frames, 3, *cfg.vision.image_size)
         self.scene_shape = (3, *cfg.action.scene.image_size)
+        self.route_lookahead_m = np.asarray(cfg.action.route_lookahead_m)
         self.seed = seed
         rng = np.random.default_rng(seed)
         self.speed = rng.uniform(0.0, 15.0, samples).astype(np.float32)
@@ -95,24 +97,23 @@ class SyntheticDriving(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         s, k = float(self.speed[i]), float(self.curvature[i])
-        targets = arc_points(np.array([10.0, 20.0]), k).astype(np.float32)
         seed, frame = self._meta[i]
         return {
             "frames": self._image(self.frames_shape, i, 1),
-            "instruction": format_instruction(targets, s),
+            "instruction": format_instruction(arc_points(np.array(DEFAULT_LOOKAHEAD_M), k), s),
             "scene_input": self._image(self.scene_shape, i, 2),
-            "target_points": torch.from_numpy(targets),
-            "speed": torch.tensor(s, dtype=torch.float32),
-            **self.supervision(i),
+            **self.image_free_fields(i),
             "qa": self.qa(i),
             "seed": seed,
             "frame": frame,
         }
 
-    def supervision(self, i: int) -> dict:
-        """The item's SUPERVISION_FIELDS, without drawing its images."""
+    def image_free_fields(self, i: int) -> dict:
+        """The item's IMAGE_FREE_FIELDS, without drawing its images."""
         s, k = float(self.speed[i]), float(self.curvature[i])
         return {
+            "target_points": torch.from_numpy(arc_points(self.route_lookahead_m, k).astype(np.float32)),
+            "speed": torch.tensor(s, dtype=torch.float32),
             "future_xy": torch.from_numpy(arc_points(s * np.asarray(FUTURE_TIMES_S), k).astype(np.float32)),
             "future_speed": torch.full((len(FUTURE_TIMES_S),), s, dtype=torch.float32),
             "path_xy": torch.from_numpy(arc_points(np.arange(1.0, 21.0), k).astype(np.float32)),

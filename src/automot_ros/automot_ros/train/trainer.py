@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader
 
 from automot_ros.model.checkpoint import (
     build_model,
-    check_serves,
+    check_initializes,
     load_state_strict,
     read_checkpoint,
     trained_state_dict,
@@ -318,10 +318,15 @@ class Trainer:
             source = Path(opts.init)
         if source is not None:
             ckpt_cfg, state = read_checkpoint(source)
-            if ckpt_cfg != cfg:  # only an answer adapter may be new; it starts untrained (changes nothing)
-                check_serves(source, ckpt_cfg, opts.config)
+            # Only an answer adapter may be new (it starts untrained, which changes nothing),
+            # and the AE's route targets may lie at other distances (the fine-tune adapts).
+            check_initializes(source, ckpt_cfg, cfg)
+            if ckpt_cfg.decoder.answer_adapter_rank != cfg.decoder.answer_adapter_rank:
                 state = {**state, **{f"answer_adapter.{k}": v for k, v in model.answer_adapter.state_dict().items()}}
                 self.log(f"train: {source} has no answer adapter; it starts untrained")
+            if ckpt_cfg.action.route_lookahead_m != cfg.action.route_lookahead_m:
+                self.log(f"train: {source}'s AE took route targets {list(ckpt_cfg.action.route_lookahead_m)} m "
+                         f"ahead; it now takes {list(cfg.action.route_lookahead_m)} m")
             load_state_strict(model, state)
             self.log(f"train: trained parts from {source}")
         return model.to(self.env.device)
@@ -388,7 +393,7 @@ class Trainer:
         path = ae_cache.build_ae_cache(self.model, dataset, cache_root, self.env, self.opts.ue_period_s,
                                        batch=self.opts.cache_batch, progress=self.opts.progress, log=self.log,
                                        context_fn=context_fn)
-        data = ae_cache.AECacheDataset(path)
+        data = ae_cache.AECacheDataset(path, self.model.cfg.action.route_lookahead_m)
         self.summary.setdefault("cache", {})[split] = {"path": str(path), **data.meta}
         return data, None
 

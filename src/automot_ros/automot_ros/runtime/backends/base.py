@@ -21,7 +21,7 @@ class ActionBackend(abc.ABC):
     def run(self, context: ContextSnapshot, scene_chw: np.ndarray, target_points: np.ndarray,
             speed_mps: float) -> Trajectory:
         """context.kv [layers, 2, kv_heads, tokens, head_dim]; scene_chw [3, H, W] uint8;
-        target_points [2, 2] m in the ego frame; speed in m/s."""
+        target_points [K, 2] m in the ego frame (the route at the model's action.route_lookahead_m); speed in m/s."""
 
     def close(self) -> None:
         """Release what the backend holds (device buffers); the default holds nothing."""

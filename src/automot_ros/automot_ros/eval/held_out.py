@@ -144,8 +144,8 @@ def _plan_collection(model, root: str, opts: OpenLoopOptions, out: Path, log) ->
         now = torch.stack([plan.lateral_logits[:, 0].argmax(-1), plan.longitudinal_logits[:, 0].argmax(-1)], dim=-1)
         correct.append((now == batch["labels"][:, 0]).numpy())
     return {"pred_xy": np.concatenate(preds).astype(float),
-            "gt_xy": np.load(cache / "future_xy.npy").astype(float),
-            "speed": np.load(cache / "speed.npy").astype(float),
+            "gt_xy": items.field("future_xy").astype(float),
+            "speed": items.field("speed").astype(float),
             "agents": [dataset.agent_boxes_future(i) for i in range(len(dataset))],
             "episode": np.array([e for e, _ in dataset.index], dtype=int),
             "episodes": len(dataset.episodes), "correct": np.concatenate(correct),

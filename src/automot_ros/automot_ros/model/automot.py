@@ -230,9 +230,9 @@ class AutoMoT(nn.Module):
     def action_expert(self, context_kv: torch.Tensor, scene_input: torch.Tensor,
                       target_points: torch.Tensor, speed: torch.Tensor):
         """The AE as a pure tensor function (ONNX export target): context_kv [layers, 2,
-        kv_heads, T, head_dim], scene_input [B, 3, Hs, Ws], target_points [B, K, 2]
-        (the route at action.route_lookahead_m, ego frame), speed [B] -> (lateral_logits [B, 3, 5], longitudinal_logits [B, 3, 4],
-        path [B, 20, 2], waypoints [B, 6, 2], speed [B, 3])."""
+        kv_heads, T, head_dim], scene_input [B, 3, Hs, Ws], target_points [B, K, 2] (the
+        route at action.route_lookahead_m, ego frame), speed [B] -> (lateral_logits [B, 3,
+        5], longitudinal_logits [B, 3, 4], path [B, 20, 2], waypoints [B, 6, 2], speed [B, 3])."""
         return self.ae(context_kv, scene_input, target_points, speed)
 
     @torch.inference_mode()

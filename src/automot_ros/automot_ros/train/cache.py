@@ -20,9 +20,9 @@ and targets per sample (``scene_input.npy`` uint8 [N, 3, Hs, Ws],
 sample), ``age_s.npy``, and ``meta.json`` (written last: a cache without it is incomplete and
 rebuilt). The contexts are the expensive part; a complete cache that lacks a per-sample
 field (one added to AE_FIELDS since it was built, or the target points of another
-lookahead: AEs that differ in it share the contexts) gets it filled in from the dataset. Building is
-split across the ranks of a distributed run (each computes every world_size-th sample; the
-directory must be shared).
+lookahead: AEs that differ in it share the contexts) gets it filled in from the dataset.
+Building is split across the ranks of a distributed run (each computes every world_size-th
+sample; the directory must be shared).
 """
 
 from __future__ import annotations
@@ -325,6 +325,10 @@ class AECacheDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.tick)
+
+    def field(self, name: str) -> np.ndarray:
+        """One of AE_FIELDS for every sample [N, ...] (memory-mapped, read only)."""
+        return self._open()[name]
 
     def __getitem__(self, i: int) -> Dict[str, torch.Tensor]:
         arrays = self._open()

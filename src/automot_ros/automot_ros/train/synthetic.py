@@ -67,7 +67,7 @@ class SyntheticDriving(Dataset):
         cfg = load_model_config(model)
         self.frames_shape = (cfg.vision.frames, 3, *cfg.vision.image_size)
         self.scene_shape = (3, *cfg.action.scene.image_size)
-        self.route_lookahead_m = np.asarray(cfg.action.route_lookahead_m)
+        self.route_lookahead_m = cfg.action.route_lookahead_m
         self.seed = seed
         rng = np.random.default_rng(seed)
         self.speed = rng.uniform(0.0, 15.0, samples).astype(np.float32)

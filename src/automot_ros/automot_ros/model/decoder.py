@@ -4,7 +4,7 @@ layer, final norm and (tied) LM head, run over a preallocated per-layer K/V buff
 from __future__ import annotations
 
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -35,6 +35,27 @@ class Decoder(nn.Module):
         c = self.cfg
         return like.new_empty(c.layers, 2, c.kv_heads, tokens, c.head_dim)
 
+    def _layers(self, x: torch.Tensor, start: int, keys_values: Callable, kv_only: bool = False,
+                adapter=None) -> Optional[torch.Tensor]:
+        """The layer loop every pass shares. x [B, L, hidden] embeddings at positions
+        start..start+L-1; ``keys_values(i, k, v)`` gets layer i's K/V of these tokens (k, v
+        [B, kv_heads, L, head_dim]) and returns the keys and values they attend to (cached
+        or context tokens first, then these); ``kv_only``: stop after the last layer's K/V
+        (a context needs nothing else); ``adapter``: an ``AnswerAdapter`` for these tokens.
+        Returns the normed final hidden states [B, L, hidden], or None with ``kv_only``."""
+        n = x.shape[1]
+        cos, sin = self.rotary(torch.arange(start, start + n, device=x.device))
+        mask = causal_mask(n, start, x.device)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            layer_adapter = None if adapter is None else adapter.layers[i]
+            q, k, v = block.qkv(x, cos, sin, layer_adapter)
+            keys, values = keys_values(i, k, v)
+            if kv_only and i == last:
+                return None
+            x = block.finish(x, attend(q, keys, values, mask), layer_adapter)
+        return self.norm(x)
+
     def run(self, x: torch.Tensor, cache: torch.Tensor, start: int,
             kv_only: bool = False, adapter=None) -> Optional[torch.Tensor]:
         """Run new tokens after ``start`` cached ones, writing their K/V into ``cache``.
@@ -46,21 +67,14 @@ class Decoder(nn.Module):
         skipped (nothing ever reads their output). ``adapter``: an ``AnswerAdapter`` for
         these tokens (question and answer tokens only; never a context's).
         """
-        n = x.shape[1]
-        end = start + n
-        cos, sin = self.rotary(torch.arange(start, end, device=x.device))
-        mask = causal_mask(n, start, x.device)
-        last = len(self.blocks) - 1
-        for i, block in enumerate(self.blocks):
-            layer_adapter = None if adapter is None else adapter.layers[i]
-            q, k, v = block.qkv(x, cos, sin, layer_adapter)
+        end = start + x.shape[1]
+
+        def cached(i, k, v):
             cache[i, 0, :, start:end] = k[0]
             cache[i, 1, :, start:end] = v[0]
-            if kv_only and i == last:
-                return None
-            out = attend(q, cache[i, 0, None, :, :end], cache[i, 1, None, :, :end], mask)
-            x = block.finish(x, out, layer_adapter)
-        return self.norm(x)
+            return cache[i, 0, None, :, :end], cache[i, 1, None, :, :end]
+
+        return self._layers(x, start, cached, kv_only, adapter)
 
     def after_context(self, x: torch.Tensor, context_kv: torch.Tensor, adapter=None) -> torch.Tensor:
         """Batched, differentiable pass of text after contexts (the answers' training pass).
@@ -70,16 +84,10 @@ class Decoder(nn.Module):
         Returns the normed final hidden states [B, N, hidden]. Equals ``run`` of the same
         tokens after the same context (which writes a cache; this does not).
         """
-        start, n = context_kv.shape[4], x.shape[1]
-        cos, sin = self.rotary(torch.arange(start, start + n, device=x.device))
-        mask = causal_mask(n, start, x.device)
-        for i, block in enumerate(self.blocks):
-            layer_adapter = None if adapter is None else adapter.layers[i]
-            q, k, v = block.qkv(x, cos, sin, layer_adapter)
-            keys = torch.cat([context_kv[:, i, 0], k], dim=2)
-            values = torch.cat([context_kv[:, i, 1], v], dim=2)
-            x = block.finish(x, attend(q, keys, values, mask), layer_adapter)
-        return self.norm(x)
+        def after(i, k, v):
+            return torch.cat([context_kv[:, i, 0], k], dim=2), torch.cat([context_kv[:, i, 1], v], dim=2)
+
+        return self._layers(x, context_kv.shape[4], after, adapter=adapter)
 
     def causal(self, x: torch.Tensor, kv_heads: Optional[int] = None,
                kv_only: bool = False) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
@@ -92,20 +100,15 @@ class Decoder(nn.Module):
         final hidden states [B, L, hidden] or None with ``kv_only``, K/V [B, layers, 2,
         kv_heads, L, head_dim] or None).
         """
-        n = x.shape[1]
-        cos, sin = self.rotary(torch.arange(n, device=x.device))
-        mask = causal_mask(n, 0, x.device)
         kvs = []
-        last = len(self.blocks) - 1
-        for i, block in enumerate(self.blocks):
-            q, k, v = block.qkv(x, cos, sin)
+
+        def own(i, k, v):
             if kv_heads is not None:
                 kvs.append(torch.stack([k[:, :kv_heads], v[:, :kv_heads]], 1))
-            if kv_only and i == last:
-                break
-            x = block.finish(x, attend(q, k, v, mask))
-        kv = torch.stack(kvs, 1) if kv_heads is not None else None
-        return (None if kv_only else self.norm(x)), kv
+            return k, v
+
+        hidden = self._layers(x, 0, own, kv_only)
+        return hidden, (torch.stack(kvs, 1) if kv_heads is not None else None)
 
     def generate(self, context_kv: torch.Tensor, prompt_ids: Sequence[int],
                  eos_ids: Sequence[int], max_new_tokens: int,

@@ -251,11 +251,14 @@ class _Replay:
 
         def ready() -> bool:
             # Both nodes have subscribed: each to its camera (the UE to the front camera, the
-            # AE to the BEV raster, or both to one), to the odometry and to the route.
+            # AE to the BEV raster, or both to one), to the odometry and to the route; the AE
+            # also to the UE's context announcements (besides our recorder), so the first
+            # context is not announced before the AE listens.
             return (sum(self.player.subscribers(c) for c in cameras_out) >= 2
                     and all(self.player.subscribers(o) >= 2 for o in state_out)
                     and self.player.publishers_on(self.plan_topic) >= 1
-                    and self.player.publishers_on(self.context_topic) >= 1)
+                    and self.player.publishers_on(self.context_topic) >= 1
+                    and self.player.subscribers(self.context_topic) >= 2)
 
         if not self.wait(self.opts.startup_timeout_s, ready):
             raise RuntimeError(f"the stack did not come up within {self.opts.startup_timeout_s:.0f} s\n{self._log_tail()}")

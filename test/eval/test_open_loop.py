@@ -17,6 +17,7 @@ from automot_ros.eval.open_loop import (
     future_in_ego_frame,
     l2_at_horizons,
     l2_errors,
+    path_scores,
 )
 
 STEPS = np.arange(1, 7)  # step index 1..6
@@ -208,3 +209,34 @@ def test_episode_bootstrap_difference_resamples_whole_episodes():
     assert episode_bootstrap_difference(model, baseline, episode) == diff  # seeded
     same = episode_bootstrap_difference(baseline, baseline, episode)
     assert same["difference"] == same["ci95_low"] == same["ci95_high"] == 0.0
+
+
+def arc_path(end_offset_m: float, points: int = 20) -> np.ndarray:
+    """[points, 2]: 1 m apart along +x, bending quadratically to end_offset_m sideways."""
+    x = np.arange(1, points + 1, dtype=float)
+    return np.stack([x, end_offset_m * (x / points) ** 2], axis=1)
+
+
+def test_path_scores_take_l2_at_5_10_20_m_and_along_the_whole_path():
+    gt = np.stack([arc_path(0.0), arc_path(0.0)])
+    pred = gt.copy()
+    pred[0, :, 1] += 0.1 * np.arange(1, 21)  # 0.1 m off per metre: 0.5 at 5 m, 1.0 at 10 m, 2.0 at 20 m
+    scores = path_scores(pred, gt)
+    assert scores["l2_m"] == pytest.approx({"5m": 0.25, "10m": 0.5, "20m": 1.0, "avg": 0.1 * 10.5 / 2})
+    assert scores["turn_frames"] == 0 and math.isnan(scores["turn_lateral_m"])  # no turn driven
+
+
+def test_path_turn_error_is_signed_toward_the_turn_on_both_sides():
+    # A left turn ending 8 m left and a right turn ending 6 m right, both planned 2 m short of
+    # the turn (wide), and a straight drive (not a turn) planned 3 m off.
+    gt = np.stack([arc_path(8.0), arc_path(-6.0), arc_path(0.0)])
+    pred = np.stack([arc_path(6.0), arc_path(-4.0), arc_path(3.0)])
+    scores = path_scores(pred, gt)
+    assert scores["turn_frames"] == 2 and scores["turn_lateral_m"] == pytest.approx(-2.0)
+    over = path_scores(np.stack([arc_path(9.0), arc_path(-7.0), arc_path(0.0)]), gt)
+    assert over["turn_lateral_m"] == pytest.approx(1.0)  # turning more than the expert is positive
+
+
+def test_path_scores_refuse_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\[N, P, 2\]"):
+        path_scores(np.zeros((2, 20, 2)), np.zeros((2, 10, 2)))

@@ -30,12 +30,16 @@ def test_open_loop_scores_the_model_and_an_exact_constant_velocity_baseline(stor
     for convention in ("stp3", "uniad"):
         assert cv["l2_m"][convention]["3s"] == pytest.approx(0.0, abs=1e-3)
         assert cv["collision_pct"][convention]["avg"] == 0.0  # the lead car keeps 20 m ahead
+    # ... and its path straight ahead is the driven one; nothing turns.
+    assert cv["path"]["l2_m"]["avg"] == pytest.approx(0.0, abs=1e-3) and cv["path"]["turn_frames"] == 0
     model = metrics["policies"]["model"]
     assert np.isfinite(model["l2_m"]["stp3"]["avg"]) and model["l2_m"]["stp3"]["avg"] > 0.0  # untrained
+    assert set(model["path"]["l2_m"]) == {"5m", "10m", "20m", "avg"} and model["path"]["l2_m"]["20m"] > 0.0
     assert 0.0 <= metrics["meta_action_accuracy_now"]["lateral"] <= 1.0
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["policies"]["constant-velocity"]["l2_m"]["uniad"]["1s"] == pytest.approx(0.0, abs=1e-3)
-    assert "| constant-velocity | stp3 |" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "| constant-velocity | stp3 |" in report and "- constant-velocity: L2 0.00 / 0.00 / 0.00 / 0.00 m" in report
     difference = metrics["collision_model_minus_cv_pct"]["stp3"]
     assert difference["episodes"] == metrics["episodes"]
     assert difference["ci95_low"] <= difference["difference"] <= difference["ci95_high"]

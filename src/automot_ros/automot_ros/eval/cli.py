@@ -1,7 +1,7 @@
 """`automot eval ...`: evaluation commands (argument parsing only; the work is imported lazily).
 
     automot eval closed-loop   MetaDrive in closed loop with the stack (async/sync) and baselines
-    automot eval open-loop     a trained model vs constant velocity on held-out samples (L2, collisions)
+    automot eval open-loop     a trained model vs constant velocity on held-out samples (L2, collisions, path)
     automot eval hvi           answer accuracy on held-out templated questions
 """
 
@@ -78,11 +78,12 @@ def add_eval_parser(commands) -> None:
                                                   "question answering on held-out data")
     sub = evaluation.add_subparsers(dest="eval_command", required=True)
     p = sub.add_parser(
-        "open-loop", help="a trained model vs constant velocity on held-out samples: L2 and collision rate",
+        "open-loop", help="a trained model vs constant velocity on held-out samples: L2, collision rate and path error",
         description="Plan every sample of a collection's split with the Action Expert on deployment-paired "
                     "UE contexts (a tick every --ue-period s; computed once and cached) and with constant "
                     "velocity; score both against the expert's future: L2 and collision rate at 1/2/3 s in the "
-                    "stp3 and uniad conventions, and the meta-action accuracy; the model's collision rate minus "
+                    "stp3 and uniad conventions, their paths against the driven path (L2 at 5/10/20 m, the lateral "
+                    "error in turns), and the meta-action accuracy; the model's collision rate minus "
                     "constant velocity's comes with a 95 % interval from resampling whole episodes. Writes "
                     "OUT/metrics.json, report.md and l2_collision.png. Several collections are scored as one pool.")
     p.add_argument("--data", required=True, nargs="+", metavar="DIR",

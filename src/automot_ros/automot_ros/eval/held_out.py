@@ -6,9 +6,11 @@ Each sample is planned as the asynchronous stack plans it: the Action Expert rea
 context of the newest tick at or before the sample (ticks every ``ue_period_s``, as in
 deployment: train/cache.py, whose cache it builds or reuses), its BEV raster, route targets
 and speed. Constant velocity: the ego keeps its speed straight ahead (waypoint k at
-(v t_k, 0)). Both are scored against the expert's future on L2 and collision rate at 1, 2,
-3 s in both conventions (eval/open_loop.py; agents from the episode's ground truth at the
-waypoint times), and the model's current meta-action against the labels. A few events decide
+(v t_k, 0), the path straight on). Both are scored against the expert's future on L2 and
+collision rate at 1, 2, 3 s in both conventions (eval/open_loop.py; agents from the
+episode's ground truth at the waypoint times), their paths against the driven path (L2
+along it, and how much less or more than the expert they turn: ``path_scores``; the
+controller steers by the path), and the model's current meta-action against the labels. A few events decide
 collision rates, so the model's minus constant velocity's comes with an episode-bootstrap
 interval (``episode_bootstrap_difference``).
 """
@@ -27,13 +29,16 @@ import torch
 from automot_ros.eval.open_loop import (
     CONVENTIONS,
     FUTURE_TIMES_S,
+    TURN_OFFSET_M,
     CollisionHits,
     collision_hits,
     episode_bootstrap_difference,
     l2_at_horizons,
     l2_errors,
+    path_scores,
 )
-from automot_ros.eval.report import fmt_horizons, json_safe
+from automot_ros.data.samples import PATH_POINTS, PATH_SPACING_M
+from automot_ros.eval.report import fmt, fmt_horizons, json_safe
 
 POLICIES = ("model", "constant-velocity")
 
@@ -57,6 +62,13 @@ def constant_velocity_waypoints(speed_mps: np.ndarray) -> np.ndarray:
     t = np.asarray(FUTURE_TIMES_S)
     xy = np.zeros((len(speed_mps), len(t), 2))
     xy[:, :, 0] = np.asarray(speed_mps, dtype=float)[:, None] * t[None]
+    return xy
+
+
+def straight_path(count: int, points: int = PATH_POINTS, spacing_m: float = PATH_SPACING_M) -> np.ndarray:
+    """[count, points, 2]: the path straight ahead (constant velocity's)."""
+    xy = np.zeros((count, points, 2))
+    xy[:, :, 0] = spacing_m * np.arange(1, points + 1)
     return xy
 
 
@@ -96,8 +108,9 @@ def run_open_loop(opts: OpenLoopOptions, log=print) -> dict:
     log(f"open-loop: model {model.model_id} ({checkpoint or 'untrained'}) on the {opts.split!r} split of "
         f"{', '.join(opts.data)}")
     pools = [_plan_collection(model, root, opts, out, log) for root in opts.data]
-    pred_xy, gt_xy, speed, correct, age_s = (np.concatenate([p[k] for p in pools])
-                                             for k in ("pred_xy", "gt_xy", "speed", "correct", "age_s"))
+    pred_xy, gt_xy, pred_path, gt_path, speed, correct, age_s = (
+        np.concatenate([p[k] for p in pools])
+        for k in ("pred_xy", "gt_xy", "pred_path", "gt_path", "speed", "correct", "age_s"))
     agents = [boxes for p in pools for boxes in p["agents"]]
     # One index over the pool's episodes (the bootstrap resamples them).
     offsets = np.cumsum([0] + [p["episodes"] for p in pools[:-1]])
@@ -109,8 +122,10 @@ def run_open_loop(opts: OpenLoopOptions, log=print) -> dict:
         "episodes": sum(p["episodes"] for p in pools), "model": opts.model, "model_id": model.model_id,
         "checkpoint": str(checkpoint) if checkpoint else None, "ue_period_s": opts.ue_period_s,
         "mean_context_age_s": float(age_s.mean()) if len(age_s) else None,
-        "policies": {"model": score_waypoints(pred_xy, gt_xy, hits["model"]),
-                     "constant-velocity": score_waypoints(cv_xy, gt_xy, hits["constant-velocity"])},
+        "policies": {"model": {**score_waypoints(pred_xy, gt_xy, hits["model"]),
+                               "path": path_scores(pred_path, gt_path, PATH_SPACING_M)},
+                     "constant-velocity": {**score_waypoints(cv_xy, gt_xy, hits["constant-velocity"]),
+                                           "path": path_scores(straight_path(len(gt_path)), gt_path, PATH_SPACING_M)}},
         "collision_model_minus_cv_pct": collision_difference(hits["model"], hits["constant-velocity"], episode),
         "meta_action_accuracy_now": {"lateral": float(correct[:, 0].mean()), "longitudinal": float(correct[:, 1].mean())},
         "wall_s": round(time.perf_counter() - t0, 1),
@@ -124,8 +139,9 @@ def run_open_loop(opts: OpenLoopOptions, log=print) -> dict:
 
 
 def _plan_collection(model, root: str, opts: OpenLoopOptions, out: Path, log) -> dict:
-    """Plan every sample of one collection's split: the model's waypoints, the expert's
-    future, speed, agents, episode index and whether the current meta-action is right."""
+    """Plan every sample of one collection's split: the model's waypoints and path, the
+    expert's future and driven path, speed, agents, episode index and whether the current
+    meta-action is right."""
     from torch.utils.data import DataLoader
 
     from automot_ros.data.dataset import DrivingDataset
@@ -136,15 +152,18 @@ def _plan_collection(model, root: str, opts: OpenLoopOptions, out: Path, log) ->
     cache = build_ae_cache(model, dataset, opts.cache_dir or out / "cache", ue_period_s=opts.ue_period_s,
                            progress=True, log=log)
     items = AECacheDataset(cache, model.cfg.action.route_lookahead_m)
-    preds, correct = [], []
+    preds, paths, correct = [], [], []
     for batch in DataLoader(items, batch_size=opts.batch, shuffle=False):
         plan = Plan(*model.ae(batch["context_kv"].float(), batch["scene_input"], batch["target_points"],
                               batch["speed"]))
         preds.append(plan.waypoints.numpy())
+        paths.append(plan.path.numpy())
         now = torch.stack([plan.lateral_logits[:, 0].argmax(-1), plan.longitudinal_logits[:, 0].argmax(-1)], dim=-1)
         correct.append((now == batch["labels"][:, 0]).numpy())
     return {"pred_xy": np.concatenate(preds).astype(float),
             "gt_xy": items.field("future_xy").astype(float),
+            "pred_path": np.concatenate(paths).astype(float),
+            "gt_path": items.field("path_xy").astype(float),
             "speed": items.field("speed").astype(float),
             "agents": [dataset.agent_boxes_future(i) for i in range(len(dataset))],
             "episode": np.array([e for e, _ in dataset.index], dtype=int),
@@ -159,11 +178,18 @@ def summary_lines(metrics: dict) -> List[str]:
         for c in CONVENTIONS:
             lines.append(f"  {name:18s} {c:5s} L2 {fmt_horizons(scores['l2_m'][c])} m | "
                          f"collision {fmt_horizons(scores['collision_pct'][c])} %")
+        lines.append(f"  {name:18s} path  {_path_text(scores['path'])}")
     lines += [f"  collision avg, model - constant velocity ({c}): {_difference_text(d)}"
               for c, d in metrics["collision_model_minus_cv_pct"].items()]
     acc = metrics["meta_action_accuracy_now"]
     lines.append(f"  model meta-action accuracy (now): lateral {acc['lateral']:.1%}, longitudinal {acc['longitudinal']:.1%}")
     return lines
+
+
+def _path_text(path: dict) -> str:
+    l2 = path["l2_m"]
+    return (f"L2 {' / '.join(fmt(v) for v in l2.values())} m at {' / '.join(l2)}; in turns "
+            f"{fmt(path['turn_lateral_m'])} m toward the turn at the end ({path['turn_frames']} frames)")
 
 
 def _difference_text(d: dict) -> str:
@@ -189,6 +215,10 @@ def _markdown(metrics: dict, plot: Optional[Path]) -> str:
         "box at a waypoint time; frames where the expert's own future overlaps are left out.", "",
         "| policy | convention | L2 [m] | collision [%] | frames scored |", "| --- | --- | --- | --- | --- |",
         *rows, "",
+        f"Path (the {PATH_POINTS} points {PATH_SPACING_M:g} m apart the controller steers by) against the driven "
+        f"path: L2 along it, and in the turns (the driven path ends at least {TURN_OFFSET_M:g} m to one side) the lateral error "
+        "of its end toward the turn (negative: turns less than the expert, i.e. wide).", "",
+        *[f"- {name}: {_path_text(scores['path'])}" for name, scores in metrics["policies"].items()], "",
         "Collision rate (avg) of the model minus constant velocity on the same frames, in percentage points: "
         "a few events decide these rates and the frames of one episode are not independent, so the "
         "interval comes from resampling whole episodes.", "",
@@ -224,4 +254,5 @@ def _plot(path: Path, metrics: dict) -> Optional[Path]:
     return path
 
 
-__all__ = ["OpenLoopOptions", "collision_difference", "constant_velocity_waypoints", "open_evaluation", "run_open_loop", "score_waypoints", "summary_lines"]
+__all__ = ["OpenLoopOptions", "collision_difference", "constant_velocity_waypoints", "open_evaluation", "run_open_loop",
+           "score_waypoints", "straight_path", "summary_lines"]

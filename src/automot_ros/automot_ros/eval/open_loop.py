@@ -97,6 +97,38 @@ def l2_at_horizons(
     return _at_horizons(per_step_l2, convention, _frame_mask(per_step_l2, valid))
 
 
+# The plan's path (the points the controller steers by) is scored at these arc lengths.
+PATH_CHECK_M = (5.0, 10.0, 20.0)
+# A driven path that ends at least this far to the side is a turn (for the turn error).
+TURN_OFFSET_M = 5.0
+
+
+def path_scores(pred_path: np.ndarray, gt_path: np.ndarray, spacing_m: float = 1.0) -> Dict[str, object]:
+    """Scores of planned paths [N, P, 2] against the driven paths [N, P, 2] (points at
+    spacing_m, 2 spacing_m, ... along each; ego frame, y left).
+
+    "l2_m": L2 [m] at each of PATH_CHECK_M within the path ("5m", "10m", "20m") and over
+    all its points ("avg"). "turn_lateral_m": in the frames whose driven path ends at
+    least TURN_OFFSET_M to one side, the planned end point's lateral error toward that
+    side, averaged (negative: the plan turns less than the expert drove, which takes a
+    path-following car wide of the lane), with their count "turn_frames".
+    """
+    pred_path = np.asarray(pred_path, dtype=float)
+    gt_path = np.asarray(gt_path, dtype=float)
+    if pred_path.shape != gt_path.shape or pred_path.ndim != 3 or pred_path.shape[2] != 2:
+        raise ValueError(f"expected two [N, P, 2] paths, got {pred_path.shape} and {gt_path.shape}")
+    per_point = np.linalg.norm(pred_path - gt_path, axis=-1)
+    points = pred_path.shape[1]
+    l2 = {f"{d:g}m": float(per_point[:, int(round(d / spacing_m)) - 1].mean())
+          for d in PATH_CHECK_M if round(d / spacing_m) <= points}
+    l2["avg"] = float(per_point.mean())
+    side = np.sign(gt_path[:, -1, 1])
+    turns = np.abs(gt_path[:, -1, 1]) >= TURN_OFFSET_M
+    toward = side[turns] * (pred_path[turns, -1, 1] - gt_path[turns, -1, 1])
+    return {"l2_m": l2, "turn_lateral_m": float(toward.mean()) if turns.any() else math.nan,
+            "turn_frames": int(turns.sum())}
+
+
 def future_in_ego_frame(
     poses: np.ndarray,
     stamps_s: np.ndarray,

@@ -548,6 +548,10 @@ class Trainer:
                     continue
                 self.run_stage(stage, done)
             self.finish(time.perf_counter() - t0)
+            # The main rank writes the outputs alone; the others wait for it here, so no rank
+            # tears down its gloo connections while a peer still uses them (a rank that left
+            # early was once seen to abort in teardown, under load).
+            barrier(self.env)
         except Stopped as stop:
             self.summary["stopped"] = str(stop)
             if self.env.is_main:

@@ -10,9 +10,9 @@ and speed. Constant velocity: the ego keeps its speed straight ahead (waypoint k
 collision rate at 1, 2, 3 s in both conventions (eval/open_loop.py; agents from the
 episode's ground truth at the waypoint times), their paths against the driven path (L2
 along it, and how much less or more than the expert they turn: ``path_scores``; the
-controller steers by the path), and the model's current meta-action against the labels. A few events decide
-collision rates, so the model's minus constant velocity's comes with an episode-bootstrap
-interval (``episode_bootstrap_difference``).
+controller steers by the path), and the model's current meta-action against the labels. A
+few events decide collision rates, so the model's minus constant velocity's comes with an
+episode-bootstrap interval (``episode_bootstrap_difference``).
 """
 
 from __future__ import annotations
@@ -216,8 +216,8 @@ def _markdown(metrics: dict, plot: Optional[Path]) -> str:
         "| policy | convention | L2 [m] | collision [%] | frames scored |", "| --- | --- | --- | --- | --- |",
         *rows, "",
         f"Path (the {PATH_POINTS} points {PATH_SPACING_M:g} m apart the controller steers by) against the driven "
-        f"path: L2 along it, and in the turns (the driven path ends at least {TURN_OFFSET_M:g} m to one side) the lateral error "
-        "of its end toward the turn (negative: turns less than the expert, i.e. wide).", "",
+        f"path: L2 along it, and in the turns (the driven path ends at least {TURN_OFFSET_M:g} m to one side) "
+        "the lateral error of its end toward the turn (negative: turns less than the expert, i.e. wide).", "",
         *[f"- {name}: {_path_text(scores['path'])}" for name, scores in metrics["policies"].items()], "",
         "Collision rate (avg) of the model minus constant velocity on the same frames, in percentage points: "
         "a few events decide these rates and the frames of one episode are not independent, so the "

@@ -141,6 +141,22 @@ def test_an_ae_fine_tune_may_move_the_route_targets_but_not_change_the_ue(tmp_pa
                     init=str(base)), log=_quiet)
 
 
+def test_datasets_pool_with_a_cache_each_so_an_added_collection_reuses_the_others(tmp_path):
+    cache = str(tmp_path / "cache")
+    one = train(_opts(tmp_path / "one", stage="ae", steps=1, data="synthetic:16", cache_dir=cache), log=_quiet)
+    lines = []
+    two = train(_opts(tmp_path / "two", stage="ae", steps=1, data=["synthetic:16", "synthetic:24"], cache_dir=cache,
+                      eval_split="heldout"), log=lines.append)
+    assert two["stages"]["ae"]["items"] == 16 + 24
+    assert two["eval"]["samples"] == 8 + 8  # each synthetic set holds out max(8, N // 4)
+    paths = [c["path"] for c in two["cache"]["train"]]
+    assert paths[0] == one["cache"]["train"][0]["path"] and len(set(paths)) == 2
+    assert any(line.startswith(f"cache: reusing {paths[0]}") for line in lines), lines
+    text = [train(_opts(tmp_path / f"text{n}", stage="projector", steps=1, data=data), log=_quiet)
+            for n, data in enumerate(["synthetic:16", ["synthetic:16", "synthetic:16"]])]
+    assert text[1]["stages"]["projector"]["items"] == 2 * text[0]["stages"]["projector"]["items"]
+
+
 def test_stages_run_in_training_order_and_unknown_ones_are_refused(tmp_path):
     train(_opts(tmp_path / "two", stage="ae,projector", steps=1), log=_quiet)
     assert [r["stage"] for r in read_log(tmp_path / "two" / "train_log.csv")] == ["projector", "ae"]

@@ -1,6 +1,6 @@
 """`automot train` (and `python -m automot_ros.train`, the form torchrun starts):
 
-    automot train --config tiny --data DIR --out OUT [--stage all|projector,ae,answer] [--steps N]
+    automot train --config tiny --data DIR [DIR ...] --out OUT [--stage all|projector,ae,answer] [--steps N]
                   [--batch B] [--lr LR] [--resume] [--seed S]
     torchrun --nproc_per_node 2 -m automot_ros.train --config tiny --data DIR --out OUT
 """
@@ -34,9 +34,9 @@ DESCRIPTION = (
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="smol", help="model config name or YAML path (default: %(default)s)")
-    parser.add_argument("--data", required=True,
-                        help="collected dataset directory (automot data collect), or synthetic[:N] (in-memory "
-                             "test data, not driving)")
+    parser.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                        help="one or more collected dataset directories (automot data collect), pooled, each with "
+                             "its own context cache; or synthetic[:N] (in-memory test data, not driving)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--stage", default="all",
                         help="all, or the stages to run, comma-separated, of %s (run in that order; "
@@ -62,7 +62,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.*")
     parser.add_argument("--init", help="start from this checkpoint's trained parts")
-    parser.add_argument("--split", default="train", help="training split of the dataset (default: %(default)s)")
+    parser.add_argument("--split", default="train", help="training split of each dataset (default: %(default)s)")
     parser.add_argument("--eval-split", default="heldout",
                         help="AE metrics on this split after the AE stage ('' to skip; default: %(default)s)")
     parser.add_argument("--ue-period", type=float, default=DEFAULT_UE_PERIOD_S,

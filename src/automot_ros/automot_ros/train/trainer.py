@@ -40,12 +40,12 @@ import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader
 
 from automot_ros.model.checkpoint import (
     build_model,
@@ -91,7 +91,9 @@ class Stopped(Exception):
 @dataclass
 class TrainOptions:
     config: str = "tiny"
-    data: str = "synthetic"  # a collected dataset directory, or synthetic[:N]
+    # Collected dataset directories, pooled (one context cache each, so adding a collection
+    # reuses the others'), or synthetic[:N]; a single string is one directory.
+    data: Sequence[str] = ("synthetic",)
     out: str = "runs/train"
     stage: str = "all"  # all, or stages comma-separated: projector,ae,answer
     steps: Optional[int] = None  # per stage; default DEFAULT_STEPS
@@ -121,6 +123,11 @@ class TrainOptions:
     release: bool = True  # write OUT/<config>.fp16.safetensors at the end
     stop_after: Optional[int] = None  # stop (checkpointed) after this many steps of this run
     ae_loss: ActionLossConfig = field(default_factory=ActionLossConfig)
+
+    def __post_init__(self):
+        self.data = (self.data,) if isinstance(self.data, str) else tuple(self.data)
+        if not self.data:
+            raise ValueError("data: at least one dataset directory")
 
     def steps_for(self, stage: str) -> int:
         explicit = {"projector": self.projector_steps, "ae": self.ae_steps, "answer": self.answer_steps}[stage]
@@ -381,21 +388,23 @@ class Trainer:
         return self.wrapped
 
     def _stage_data(self, stage: str, split: str):
-        dataset = open_dataset(self.opts.data, self.cfg, split)
+        # Every --data directory trains; an evaluation split is taken where a directory has it.
+        specs = self.opts.data if split == self.opts.split else [s for s in self.opts.data if has_split(s, split)]
+        datasets = [open_dataset(spec, self.cfg, split) for spec in specs]
         if stage in TEXT_STAGES:
-            return QAPairs(dataset, self.model), QACollate(self.model.tokenizer.eos_ids[0])
+            return ConcatDataset([QAPairs(d, self.model) for d in datasets]), QACollate(self.model.tokenizer.eos_ids[0])
         cache_root = Path(self.opts.cache_dir) if self.opts.cache_dir else self.out / "cache"
         wrapped, device = self.wrapped, self.env.device
 
         def through_wrapper(frames, instructions):
             return wrapped("context", {"frames": frames.to(device), "instruction": instructions})
         context_fn = through_wrapper if self.fsdp and wrapped is not None else None
-        path = ae_cache.build_ae_cache(self.model, dataset, cache_root, self.env, self.opts.ue_period_s,
-                                       batch=self.opts.cache_batch, progress=self.opts.progress, log=self.log,
-                                       context_fn=context_fn)
-        data = ae_cache.AECacheDataset(path, self.model.cfg.action.route_lookahead_m)
-        self.summary.setdefault("cache", {})[split] = {"path": str(path), **data.meta}
-        return data, None
+        caches = [ae_cache.AECacheDataset(ae_cache.build_ae_cache(
+            self.model, dataset, cache_root, self.env, self.opts.ue_period_s, batch=self.opts.cache_batch,
+            progress=self.opts.progress, log=self.log, context_fn=context_fn), self.model.cfg.action.route_lookahead_m)
+            for dataset in datasets]
+        self.summary.setdefault("cache", {})[split] = [{"path": str(c.path), **c.meta} for c in caches]
+        return ConcatDataset(caches), None
 
     def _step(self, stage: str, module: nn.Module, batch: dict, params, optimizer, scheduler, step: int,
               t_stage: float) -> dict:
@@ -497,7 +506,7 @@ class Trainer:
             "steps": steps, "resumed_at": start, "items": len(data), "batch": batch_size,
             "s_per_step_median": round(statistics.median(measured), 4) if measured else None,
             "first": _row_summary(first), "last": _row_summary(last)}
-        if stage == "ae" and self.opts.eval_split and has_split(self.opts.data, self.opts.eval_split):
+        if stage == "ae" and self.opts.eval_split and any(has_split(d, self.opts.eval_split) for d in self.opts.data):
             self.summary["eval"] = self.evaluate(self.opts.eval_split)
 
     @torch.no_grad()
@@ -569,7 +578,7 @@ class Trainer:
         self.summary["model"] = str(self.out / "model.safetensors")
         if self.opts.release:
             release = export_release(self.out / "model.safetensors", self.out / f"{self.cfg.name}.fp16.safetensors",
-                                     extra={"seed": self.opts.seed, "data": self.opts.data})
+                                     extra={"seed": self.opts.seed, "data": list(self.opts.data)})
             self.summary["release"] = {"path": str(release), "bytes": release.stat().st_size}
         csv_path = self.out / "train_log.csv"
         if csv_path.is_file():

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
                         log=lambda *a, **k: None)
         wall = time.perf_counter() - t0
         rows = read_log(Path(tmp) / "train_log.csv")
-    cache = summary["cache"]["train"]
+    cache = summary["cache"]["train"][0]  # the one synthetic dataset's
     result = {
         "config": args.config, "threads": args.threads, "torch": torch.__version__, "python": platform.python_version(),
         "machine": platform.machine(), "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0],

@@ -7,7 +7,7 @@ import pytest
 
 from automot_ros.data.ego import EgoState
 from automot_ros.data.image import to_model_frame
-from automot_ros.data.route import next_target_points, route_short_of_end
+from automot_ros.data.route import next_target_points
 from automot_ros.errors import InputError
 from automot_ros.runtime.frame_history import FrameHistory
 
@@ -31,16 +31,6 @@ def test_target_points_are_arc_lengths_ahead_and_clamp_at_the_destination():
     np.testing.assert_allclose(targets, [[6.0, 3.5], [6.0, 13.5]], atol=1e-9)
     near_end = EgoState(stamp_ns=0, x=10.0, y=25.0, yaw=math.pi / 2, speed_mps=5.0)
     np.testing.assert_allclose(next_target_points(route, near_end), [[5.0, 0.0], [5.0, 0.0]], atol=1e-9)
-
-
-def test_route_short_of_end_cuts_arc_length_off_the_end():
-    route = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [10.0, 20.0]])  # 30 m, a left turn at 10 m
-    np.testing.assert_allclose(route_short_of_end(route, 15.0), [[0.0, 0.0], [10.0, 0.0], [10.0, 5.0]])
-    np.testing.assert_allclose(route_short_of_end(route, 2.5), [[0, 0], [10, 0], [10, 10], [10, 17.5]])
-    np.testing.assert_allclose(route_short_of_end(route, 0.0), route)
-    np.testing.assert_allclose(route_short_of_end(route, 100.0), [[0.0, 0.0], [1.0, 0.0]])  # the first metre stays
-    with pytest.raises(ValueError, match="short_m"):
-        route_short_of_end(route, -1.0)
 
 
 @pytest.mark.parametrize("route", [np.zeros((1, 2)), np.zeros((3, 3)), np.array([[0.0, 0.0], [np.nan, 1.0]])])

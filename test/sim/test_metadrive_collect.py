@@ -92,35 +92,6 @@ def test_one_episode_collection_end_to_end(tmp_path):
 
 
 @requires_metadrive
-def test_route_short_of_the_destination_moves_the_route_end_not_the_expert(tmp_path):
-    from automot_ros.data.collect import CollectConfig, collect
-
-    def episode(short_m):
-        out = tmp_path / f"short{short_m}"
-        manifest = collect(CollectConfig(episodes=1, out=str(out), seed_start=5, map_blocks=1, max_seconds=4.0,
-                                         bags=False, route_short_m=(short_m, short_m)), log=lambda line: None)
-        assert manifest["sim"]["route_short_m"] == [short_m, short_m]
-        return manifest["episodes"][0], np.load(out / manifest["episodes"][0]["file"])
-
-    (full_entry, full), (short_entry, short) = episode(0.0), episode(130.0)
-    assert full_entry["route_short_m"] == 0.0 and short_entry["route_short_m"] == 130.0
-    np.testing.assert_array_equal(short["ego"], full["ego"])  # the expert drives to the simulator's destination
-    np.testing.assert_array_equal(short["sample_future_xy"], full["sample_future_xy"])
-    length = [np.linalg.norm(np.diff(z["route"], axis=0), axis=1).sum() for z in (full, short)]
-    assert length[0] - length[1] == pytest.approx(130.0, abs=1e-6)  # of 156 m
-    np.testing.assert_array_equal(short["route"][:-1], full["route"][:len(short["route"]) - 1])
-    # The route is recorded short everywhere: the BEV raster (52 m ahead) shows its end, 26 m ahead at the start.
-    assert short["bev_png"].tobytes() != full["bev_png"].tobytes()
-
-
-def test_route_short_range_is_checked(tmp_path):
-    from automot_ros.data.collect import CollectConfig, collect
-
-    with pytest.raises(ValueError, match="route_short_m"):
-        collect(CollectConfig(episodes=1, out=str(tmp_path), route_short_m=(20.0, 10.0)))
-
-
-@requires_metadrive
 @pytest.mark.slow
 def test_cli_collects_with_two_workers(tmp_path):
     out = tmp_path / "data"

@@ -156,8 +156,7 @@ def cmd_collect(args) -> int:
     manifest = collect(CollectConfig(
         episodes=args.episodes, out=args.out, workers=args.workers, seed_start=args.seed_start,
         heldout_fraction=args.heldout_fraction, map_blocks=args.map_blocks, traffic_density=args.traffic_density,
-        max_seconds=args.max_seconds, stride=args.stride, bags=not args.no_bags,
-        route_short_m=tuple(args.route_short_m), **sizes))
+        max_seconds=args.max_seconds, stride=args.stride, bags=not args.no_bags, **sizes))
     summary = manifest["summary"]
     print(f"{summary['episodes']} episodes ({summary['failed']} failed), {summary['samples']} samples, "
           f"{summary['wall_s']:.0f} s ({summary['episodes_per_min']} episodes/min, {summary['workers']} workers); "
@@ -268,10 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--stride", type=int, default=5, help="a sample every N frames at 20 Hz (default: %(default)s)")
     collect.add_argument("--camera-size", default="128x256", help="front image HxW (default: %(default)s)")
     collect.add_argument("--bev-size", default="128x256", help="BEV raster HxW (default: %(default)s)")
-    collect.add_argument("--route-short-m", type=float, nargs=2, default=(0.0, 0.0), metavar=("LO", "HI"),
-                         help="end the recorded route a random LO-HI m (per seed) before the simulator's destination "
-                              "while the expert drives on to it, so the samples include a route's last meters "
-                              "(default: 0 0, the whole route)")
     collect.add_argument("--no-bags", action="store_true", help="write training samples only")
     collect.set_defaults(func=cmd_collect)
 

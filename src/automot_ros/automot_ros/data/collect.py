@@ -12,13 +12,6 @@ ego odometry, lane, agent boxes. Written under OUT:
                                   the layout of data/drive_bag.py (front camera, BEV
                                   raster, odometry, latched route, agent boxes)
 
-Route short of the destination: the simulator's expert stops at its destination, so a sample
-(which needs 3 s of the expert's future) is never within ~23 m of a route's end. With
-``route_short_m`` (LO, HI) the recorded route (the BEV raster's, the bag's, the samples'
-target points and QA) ends a random LO-HI m (drawn per seed) before the destination while
-the expert drives on to it: the samples then include a route's last meters and the driving
-past its end, as a model sees them in closed loop before the simulator counts an arrival.
-
 Held-out split: the last round(heldout_fraction x N) seeds of the run (at least one when
 N >= 2 and the fraction is > 0) are held out for evaluation; the manifest lists both sets.
 Workers: ``workers`` > 1 runs episodes in that many spawned processes (one MetaDrive each).
@@ -32,7 +25,7 @@ import multiprocessing
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -41,7 +34,6 @@ import numpy as np
 
 from automot_ros.data.drive_bag import START_NS, DriveBagRecorder
 from automot_ros.data.ego import EgoState
-from automot_ros.data.route import route_short_of_end
 from automot_ros.data.samples import AGENT_FIELDS, EpisodeLog, build_samples, collate_agent_rows
 from automot_ros.data.sensors import BevSpec, CameraSpec, render_bev, render_front
 from automot_ros.data.synthetic_traffic import AgentBox
@@ -74,7 +66,6 @@ class CollectConfig:
     camera_size: Tuple[int, int] = (128, 256)  # (H, W) of the front image
     bev_size: Tuple[int, int] = (128, 256)
     bev_meters_per_px: float = 0.5
-    route_short_m: Tuple[float, float] = (0.0, 0.0)  # the recorded route ends LO-HI m before the destination
     extra: Dict[str, object] = field(default_factory=dict)
 
     @property
@@ -88,11 +79,6 @@ class CollectConfig:
             n = 1
         n = min(n, len(seeds))
         return {"train": seeds[:len(seeds) - n], "heldout": seeds[len(seeds) - n:]}
-
-    def route_short_of_destination_m(self, seed: int) -> float:
-        """How far before the destination seed's recorded route ends (uniform in route_short_m)."""
-        low, high = self.route_short_m
-        return float(np.random.default_rng(seed).uniform(low, high)) if high > 0 else 0.0
 
     def camera(self) -> CameraSpec:
         return CameraSpec(height=int(self.camera_size[0]), width=int(self.camera_size[1]))
@@ -160,13 +146,6 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
     sim = _simulator(cfg)
     cam, bev_spec = cfg.camera(), cfg.bev()
     state = sim.reset(seed)
-    short_m = cfg.route_short_of_destination_m(seed)
-    route = route_short_of_end(state.route, short_m)
-
-    def recorded(sim_state):
-        return replace(sim_state, route=route)
-
-    state = recorded(state)
     bag = None
     if cfg.bags:
         bag_path = out / "bags" / name
@@ -200,7 +179,7 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
             timing["bag_s"] += t2 - t1
             if sim.done:
                 break
-            state = recorded(sim.step())
+            state = sim.step()
             timing["sim_s"] += time.perf_counter() - t2
         ok = True
     finally:
@@ -219,8 +198,7 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
         "seed": seed, "file": f"episodes/{name}.npz", "qa": f"episodes/{name}.qa.jsonl",
         "bag": f"bags/{name}" if cfg.bags else None, "frames": log.num_frames,
         "duration_s": round((log.num_frames - 1) * STEP_S, 3), "samples": int(len(samples["frame"])),
-        "qa_pairs": len(qa), "route_short_m": round(short_m, 2), "valid_samples": int(samples["valid"].sum()),
-        "result": describe_outcome(log.outcome),
+        "qa_pairs": len(qa), "valid_samples": int(samples["valid"].sum()), "result": describe_outcome(log.outcome),
         "expert_speed_kmh": round(float(sim.expert_speed_kmh), 1),
         "outcome": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in log.outcome.items()},
         "wall_s": round(wall, 3), "timing_s": {k: round(v, 3) for k, v in timing.items()},
@@ -272,8 +250,6 @@ def collect(cfg: CollectConfig, log=print) -> dict:
         raise ValueError("episodes must be >= 1")
     if cfg.stride < 1:
         raise ValueError("stride must be >= 1")
-    if not 0 <= cfg.route_short_m[0] <= cfg.route_short_m[1]:
-        raise ValueError(f"route_short_m must be 0 <= LO <= HI, got {list(cfg.route_short_m)}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -314,8 +290,7 @@ def collect(cfg: CollectConfig, log=print) -> dict:
     manifest = {
         "version": MANIFEST_VERSION,
         "sim": {"name": "metadrive", "version": "0.4.3", "mode": "physics-only", "expert": "IDMPolicy",
-                "map_blocks": cfg.map_blocks, "traffic_density": cfg.traffic_density, "max_seconds": cfg.max_seconds,
-                "route_short_m": list(cfg.route_short_m)},
+                "map_blocks": cfg.map_blocks, "traffic_density": cfg.traffic_density, "max_seconds": cfg.max_seconds},
         "camera_hz": 1.0 / STEP_S,
         "sample_stride": cfg.stride,
         "sensors": {"camera": asdict(cfg.camera()), "bev": asdict(cfg.bev())},

@@ -44,16 +44,3 @@ def next_target_points(
     s_targets = np.minimum(s_ego + np.asarray(lookahead_m, dtype=np.float64), cumulative[-1])
     targets = np.stack([np.interp(s_targets, cumulative, route_xy[:, i]) for i in range(2)], axis=1)
     return ego.to_ego_frame(targets)
-
-
-def route_short_of_end(route_xy: np.ndarray, short_m: float) -> np.ndarray:
-    """The route [M, 2] ending ``short_m`` of arc length before its end (the new end point
-    interpolated); at least the first metre remains."""
-    route_xy = validate_route(route_xy)
-    if short_m < 0:
-        raise ValueError(f"short_m must be >= 0, got {short_m}")
-    cumulative = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(route_xy, axis=0), axis=1))])
-    end_s = max(cumulative[-1] - short_m, min(1.0, cumulative[-1]))
-    inner = route_xy[1:][cumulative[1:] < end_s]
-    end = np.array([np.interp(end_s, cumulative, route_xy[:, i]) for i in range(2)])
-    return np.concatenate([route_xy[:1], inner, end[None]])

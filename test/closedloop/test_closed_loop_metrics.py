@@ -16,6 +16,7 @@ from automot_ros.eval.closed_loop import (
     comfort_windows,
     episode_metrics,
     policy_summary,
+    route_offsets,
     wilson_interval,
 )
 
@@ -114,6 +115,25 @@ def test_episode_outcome(result, outcome, success, collision, off_road, rc):
     assert m["distance_m"] == pytest.approx(99 * 5.0 * DT)
 
 
+def test_route_offsets_are_signed_left_with_the_route_left_after_the_projection():
+    route = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]])  # 20 m, a left turn at 10 m
+    lateral, left_m = route_offsets(route, [[5.0, 1.0], [5.0, -2.0], [11.0, 4.0], [9.0, 7.0], [10.0, 13.0]])
+    np.testing.assert_allclose(lateral, [1.0, -2.0, -1.0, 1.0, 0.0])
+    np.testing.assert_allclose(left_m, [15.0, 15.0, 6.0, 3.0, 0.0])  # past the end: clamped there
+
+
+def test_route_offset_averages_the_episode_and_the_routes_last_meters():
+    # The helper's car drives 24.75 m along x on a 50 m route; it drifts 1.5 m left after 10 m.
+    episode = log()
+    episode.ego[:, 1] = np.where(episode.ego[:, 0] > 10.0, 1.5, 0.0)
+    episode.route = np.array([[0.0, 0.0], [40.0, 0.0]])  # the last 30 m start at x = 10
+    m = episode_metrics(episode)["route_offset_m"]
+    drifting = np.mean(episode.ego[:, 0] > 10.0)
+    assert m["mean_abs"] == pytest.approx(1.5 * drifting) and m["end"] == pytest.approx(1.5)
+    episode.route = np.array([[0.0, 0.0], [100.0, 0.0]])  # never within 30 m of its end
+    assert math.isnan(episode_metrics(episode)["route_offset_m"]["end"])
+
+
 def test_blocked_needs_the_whole_window_without_progress():
     still = np.zeros((500, 2))
     assert blocked(still, DT, 20.0)
@@ -142,6 +162,10 @@ def test_log_round_trip_and_policy_summary(tmp_path):
     assert s["context_age_ms"]["min"] == 50.0 and s["context_age_ms"]["max"] == 500.0
     assert s["ue_ms"]["count"] == 2 and s["ae_ms"]["median"] == 9.0
     assert s["wall_per_sim_s"] == pytest.approx(4.0 / (2 * 99 * DT))
+    # The helper's car heads 0.3 rad left of its x-axis route: y = x tan(0.3) on both episodes.
+    x = b.ego[:, 0]
+    assert s["route_offset_m"]["mean_abs"] == pytest.approx(np.mean(x) * math.tan(0.3))
+    assert s["route_offset_m"]["end"] == pytest.approx(np.mean(x[x > 20.0]) * math.tan(0.3))
     lo, hi = wilson_interval(1, 2)
     assert 0.0 < lo < 0.5 < hi < 1.0
     assert wilson_interval(20, 20)[1] == 1.0

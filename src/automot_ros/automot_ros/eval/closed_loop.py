@@ -15,6 +15,12 @@ the road, so each happens at most once):
   out_of_road or crash_sidewalk (MetaDrive sets both when the ego mounts the curb); timeout: the time limit; blocked: the ego moved less than BLOCKED_MIN_M over
   the last ``stuck_seconds`` (the run's setting), which ends the episode early.
 
+Route offset: the ego's signed lateral distance from the route (the lane centers it follows;
+left of the route's direction +), its mean magnitude over the episode and its mean over the
+route's last ROUTE_END_M: MetaDrive counts an arrival only with the ego inside the final
+road's lanes of its direction, so a car that drifts a lane toward the center line there
+misses the arrival and leaves the road where it ends.
+
 Comfort (DESIGN.md section 5, after Bench2Drive): the ego trajectory is resampled to
 COMFORT_RATE_HZ (10 Hz, Bench2Drive's rate); Savitzky-Golay filters (window 7, order 2)
 over the whole episode give the speed (|d(x, y)/dt|), the longitudinal acceleration (its
@@ -56,6 +62,7 @@ COMFORT_BOUNDS = {
     "yaw_rate": (-0.95, 0.95),  # rad/s
 }
 COLLISION_KEYS = ("crash_vehicle", "crash_object", "crash_building", "crash_human")
+ROUTE_END_M = 30.0  # the route's last meters, over which the end offset is averaged
 BLOCKED_MIN_M = 1.0
 RESULTS = ("arrived", "crash", "out_of_road", "timeout", "blocked", "interrupted")
 NO_PLAN = -1  # plan_status of a step without a plan (the expert, or none arrived)
@@ -230,6 +237,37 @@ def comfort_summary(windows: Sequence[Dict[str, bool]]) -> Dict[str, object]:
     }
 
 
+# --------------------------------------------------------------------------- route offset
+
+
+def route_offsets(route_xy: np.ndarray, xy: np.ndarray):
+    """Each point's signed lateral offset from the route polyline [T] (m, left of the route's
+    direction +) and the route length left after its projection onto the route [T] (m)."""
+    route_xy, xy = np.asarray(route_xy, dtype=float), np.asarray(xy, dtype=float).reshape(-1, 2)
+    seg = np.diff(route_xy, axis=0)  # [S, 2]
+    seg_len = np.maximum(np.linalg.norm(seg, axis=1), 1e-9)
+    rel = xy[:, None, :] - route_xy[None, :-1, :]  # [T, S, 2]
+    t = np.clip(np.einsum("tsk,sk->ts", rel, seg) / seg_len**2, 0.0, 1.0)
+    nearest = np.argmin(np.linalg.norm(rel - t[..., None] * seg, axis=2), axis=1)  # [T]
+    rows = np.arange(len(xy))
+    along = seg[nearest] / seg_len[nearest, None]
+    off = rel[rows, nearest] - t[rows, nearest, None] * seg[nearest]
+    lateral = along[:, 0] * off[:, 1] - along[:, 1] * off[:, 0]
+    travelled = np.concatenate([[0.0], np.cumsum(seg_len)])[nearest] + t[rows, nearest] * seg_len[nearest]
+    return lateral, seg_len.sum() - travelled
+
+
+def route_offset_summary(log: EpisodeLog) -> Dict[str, float]:
+    """mean_abs: mean |offset| over the episode; end: mean offset over the route's last
+    ROUTE_END_M (NaN when the ego never got there)."""
+    if log.num_steps == 0 or len(log.route) < 2:
+        return {"mean_abs": math.nan, "end": math.nan}
+    lateral, left_m = route_offsets(log.route, log.ego[:, :2])
+    near_end = left_m < ROUTE_END_M
+    return {"mean_abs": float(np.mean(np.abs(lateral))),
+            "end": float(np.mean(lateral[near_end])) if near_end.any() else math.nan}
+
+
 # --------------------------------------------------------------------------- outcome
 
 
@@ -256,6 +294,7 @@ def episode_metrics(log: EpisodeLog) -> Dict[str, object]:
         "distance_m": log.distance_m,
         "mean_speed_mps": float(np.mean(log.ego[:, 3])) if log.num_steps else math.nan,
         "comfort": comfort,
+        "route_offset_m": route_offset_summary(log),
         "plan_status_counts": {name: int(np.sum(status == i)) for i, name in enumerate(STATUS_NAMES)},
         "steps_without_plan": int(np.sum(log.plan_status < 0)),
         "ae_ms": summarize(log.plan_ms[np.isfinite(log.plan_ms)]),
@@ -269,6 +308,11 @@ def ok_context_ages(log: EpisodeLog) -> np.ndarray:
     """Context ages [ms] of the plans with status OK (a STALE_CONTEXT plan at an episode's
     start carries the previous episode's context: counted by status, not as an age)."""
     return log.context_age_ms[(log.plan_status == 0) & np.isfinite(log.context_age_ms)]
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96):
@@ -325,6 +369,7 @@ def policy_summary(logs: Sequence[EpisodeLog]) -> Dict[str, object]:
                     "episode_mean": float(np.nanmean([m["comfort"]["fraction"] for m in per]))
                     if any(m["comfort"]["windows"] for m in per) else math.nan,
                     "violations": violations},
+        "route_offset_m": {key: _nanmean([m["route_offset_m"][key] for m in per]) for key in ("mean_abs", "end")},
         "plan_status_counts": status,
         "steps_without_plan": sum(m["steps_without_plan"] for m in per),
         "ae_ms": summarize(cat("plan_ms")),
@@ -339,4 +384,5 @@ def policy_summary(logs: Sequence[EpisodeLog]) -> Dict[str, object]:
 
 
 __all__ = ["EpisodeLog", "COMFORT_BOUNDS", "COMFORT_RATE_HZ", "COMFORT_WINDOW", "comfort_signals", "comfort_windows",
-           "comfort_summary", "episode_metrics", "ok_context_ages", "policy_summary", "wilson_interval", "blocked", "RESULTS", "NO_PLAN"]
+           "comfort_summary", "episode_metrics", "ok_context_ages", "policy_summary", "wilson_interval", "blocked",
+           "RESULTS", "NO_PLAN", "ROUTE_END_M", "route_offsets", "route_offset_summary"]

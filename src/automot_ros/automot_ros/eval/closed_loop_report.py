@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from automot_ros.eval.closed_loop import (COMFORT_BOUNDS, COMFORT_RATE_HZ, COMFORT_WINDOW, EpisodeLog, ok_context_ages,
-                                         policy_summary)
+from automot_ros.eval.closed_loop import (COMFORT_BOUNDS, COMFORT_RATE_HZ, COMFORT_WINDOW, ROUTE_END_M, EpisodeLog,
+                                         ok_context_ages, policy_summary)
 from automot_ros.eval.report import fmt, json_safe, latency_histogram
 
 PLOTS = ("route_completion.png", "trajectories.png", "speed.png", "latency_hist.png")
@@ -39,6 +39,9 @@ DEFINITIONS = [
     "AE inference: DrivingPlan.inference_ms; UE prefill: ContextInfo.compute_ms (wall clock, this machine); "
     "context age: plan stamp - context stamp (simulated time, set by the lockstep schedule), over the plans with "
     "status OK (an episode starts with STALE_CONTEXT plans: the previous episode's context; the car brakes)",
+    f"route offset: the ego's signed lateral distance from the route (left +), mean |offset| over the episode "
+    f"and mean offset over the route's last {ROUTE_END_M:g} m (a lane toward the center line there misses "
+    "MetaDrive's arrival check); policy rows average the episodes",
     "wall s per sim s: wall time of the episode loop (rendering, DDS, waiting for the stack) per simulated second",
 ]
 
@@ -84,14 +87,16 @@ def _write_csv(path: Path, metrics: dict) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["policy", "seed", "result", "success", "route_completion", "collision", "off_road",
-                         "duration_s", "distance_m", "mean_speed_mps", "comfort", "comfort_windows", "ae_ms_median",
-                         "ue_ms_median", "context_age_ms_median", "wall_s"])
+                         "duration_s", "distance_m", "mean_speed_mps", "comfort", "comfort_windows",
+                         "route_offset_mean_abs_m", "route_offset_end_m", "ae_ms_median", "ue_ms_median",
+                         "context_age_ms_median", "wall_s"])
         for policy, summary in metrics["policies"].items():
             for m in summary.get("per_episode", []):
                 writer.writerow([policy, m["seed"], m["result"], int(m["success"]), f"{m['route_completion']:.4f}",
                                  int(m["collision"]), int(m["off_road"]), f"{m['duration_s']:.2f}",
                                  f"{m['distance_m']:.1f}", f"{m['mean_speed_mps']:.2f}",
                                  fmt(m["comfort"]["fraction"], 3), m["comfort"]["windows"],
+                                 fmt(m["route_offset_m"]["mean_abs"], 2), fmt(m["route_offset_m"]["end"], 2),
                                  fmt(m["ae_ms"]["median"], 1), fmt(m["ue_ms"]["median"], 1),
                                  fmt(m["context_age_ms"]["median"], 0), fmt(m["wall_s"], 1)])
 
@@ -106,7 +111,8 @@ def summary_lines(metrics: dict) -> List[str]:
         line = (f"  {policy:22s} {s['episodes']:3d} ep | success {100 * s['success_rate']:5.1f}% "
                 f"[{100 * lo:.0f}-{100 * hi:.0f}] | route completion {100 * s['route_completion']:5.1f}% | "
                 f"collision {100 * s['collision_rate']:4.0f}% | off-road {100 * s['off_road_rate']:4.0f}% | "
-                f"comfort {_pct(s['comfort']['fraction'])}")
+                f"comfort {_pct(s['comfort']['fraction'])} | route offset {fmt(s['route_offset_m']['mean_abs'], 2)} m, "
+                f"last {ROUTE_END_M:g} m {fmt(s['route_offset_m']['end'], 2)} m")
         if s["kind"] == "model":
             line += (f" | AE {fmt(s['ae_ms']['median'], 1)} ms, UE {fmt(s['ue_ms']['median'], 0)} ms, context age "
                      f"{fmt(s['context_age_ms']['median'], 0)} ms (median) | {fmt(s['wall_per_sim_s'], 2)} s wall/sim s")
@@ -173,11 +179,13 @@ def _markdown(metrics: dict, plot_paths: List[Path], out: Path, plot_error: Opti
             continue
         md += ["", f"### {policy}: episodes", "",
                "| seed | result | route completion | duration [s] | distance [m] | mean speed [m/s] | comfort | "
-               "AE [ms] | UE [ms] | context age [ms] | wall [s] |",
-               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+               f"route offset, mean \\|.\\| / last {ROUTE_END_M:g} m [m] | AE [ms] | UE [ms] | context age [ms] | "
+               "wall [s] |",
+               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for m in s["per_episode"]:
             md.append(f"| {m['seed']} | {m['result']} | {_pct(m['route_completion'])} | {m['duration_s']:.1f} | "
                       f"{m['distance_m']:.0f} | {m['mean_speed_mps']:.1f} | {_pct(m['comfort']['fraction'])} | "
+                      f"{fmt(m['route_offset_m']['mean_abs'], 2)} / {fmt(m['route_offset_m']['end'], 2)} | "
                       f"{fmt(m['ae_ms']['median'], 1)} | {fmt(m['ue_ms']['median'], 0)} | "
                       f"{fmt(m['context_age_ms']['median'], 0)} | {fmt(m['wall_s'], 1)} |")
         if s.get("interrupted_seeds"):

@@ -1,6 +1,7 @@
 """Data parallelism the standard way: `torchrun --nproc_per_node 2` on the gloo backend
 (2 CPU processes, DDP, then FSDP2) gives the same loss curve as 1 process with the same
-global batch, through both stages (projector, context cache, AE)."""
+global batch, through both stages (projector, context cache, AE); the DDP run also stops
+(--stop-after) and resumes on the way."""
 
 from __future__ import annotations
 
@@ -55,7 +56,10 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 def test_two_gloo_processes_with_ddp_match_one_process(start_process, tmp_path, single):
     if not (single / "train_log.csv").is_file():
         _run(start_process, [sys.executable, "-m", "automot_ros.train"], single)
-    _run(start_process, TORCHRUN, tmp_path)
+    # In two chunks: --stop-after stops both ranks inside the AE stage, --resume continues.
+    _run(start_process, [*TORCHRUN, "--stop-after", "6"], tmp_path)
+    assert [r[:2] for r in _losses(tmp_path)][-1] == ("ae", 1)
+    _run(start_process, [*TORCHRUN, "--resume"], tmp_path)
     _compare(single, tmp_path)
 
 

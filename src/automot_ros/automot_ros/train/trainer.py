@@ -565,6 +565,7 @@ class Trainer:
             self.summary["stopped"] = str(stop)
             if self.env.is_main:
                 (self.out / "train_summary.json").write_text(json.dumps(self.summary, indent=1, default=str))
+            barrier(self.env)  # --stop-after stops every rank at the same step (an interrupt is not caught)
         finally:
             if self._owns_env:
                 shutdown(self.env)

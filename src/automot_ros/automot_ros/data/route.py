@@ -24,6 +24,22 @@ def validate_route(route_xy: np.ndarray) -> np.ndarray:
     return route_xy
 
 
+def project_onto_route(route_xy: np.ndarray, xy: np.ndarray):
+    """Project points [T, 2] onto the route polyline [N, 2] (each onto its closest segment).
+
+    Returns segment [T] (the segment's index), arc_m [T] (the projection's arc length from
+    the route's start) and cumulative_m [N] (the arc length at each route point)."""
+    route_xy, xy = np.asarray(route_xy, dtype=np.float64), np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    seg_vec = np.diff(route_xy, axis=0)  # [N-1, 2]
+    seg_len = np.linalg.norm(seg_vec, axis=1)
+    rel = xy[:, None, :] - route_xy[None, :-1, :]  # [T, N-1, 2]
+    t = np.clip(np.einsum("tsk,sk->ts", rel, seg_vec) / np.maximum(seg_len**2, 1e-12), 0.0, 1.0)
+    segment = np.argmin(np.linalg.norm(rel - t[..., None] * seg_vec, axis=2), axis=1)
+    cumulative = np.concatenate([[0.0], np.cumsum(seg_len)])
+    arc = cumulative[segment] + t[np.arange(len(xy)), segment] * seg_len[segment]
+    return segment, arc, cumulative
+
+
 def next_target_points(
     route_xy: np.ndarray, ego: EgoState, lookahead_m: tuple = DEFAULT_LOOKAHEAD_M
 ) -> np.ndarray:
@@ -33,14 +49,7 @@ def next_target_points(
     to its last point (the destination).
     """
     route_xy = validate_route(route_xy)
-    seg_start, seg_vec = route_xy[:-1], np.diff(route_xy, axis=0)  # [N-1, 2]
-    seg_len = np.linalg.norm(seg_vec, axis=1)
-    ego_xy = np.array([ego.x, ego.y])
-    t = np.clip(np.einsum("ij,ij->i", ego_xy - seg_start, seg_vec) / np.maximum(seg_len**2, 1e-12), 0.0, 1.0)
-    closest = seg_start + t[:, None] * seg_vec
-    seg = int(np.argmin(np.linalg.norm(closest - ego_xy, axis=1)))
-    cumulative = np.concatenate([[0.0], np.cumsum(seg_len)])  # [N] arc length at each vertex
-    s_ego = cumulative[seg] + t[seg] * seg_len[seg]
-    s_targets = np.minimum(s_ego + np.asarray(lookahead_m, dtype=np.float64), cumulative[-1])
+    _, s_ego, cumulative = project_onto_route(route_xy, [ego.x, ego.y])
+    s_targets = np.minimum(s_ego[0] + np.asarray(lookahead_m, dtype=np.float64), cumulative[-1])
     targets = np.stack([np.interp(s_targets, cumulative, route_xy[:, i]) for i in range(2)], axis=1)
     return ego.to_ego_frame(targets)

@@ -33,6 +33,7 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
+from automot_ros.data.route import project_onto_route
 from automot_ros.sim.state import LINE_BROKEN, LINE_EDGE, LINE_SOLID, EgoPose, RoadMap, SimState
 
 _SHIFT = 2  # cv2 fixed-point sub-pixel bits
@@ -118,14 +119,8 @@ def route_ahead(route: np.ndarray, ego: EgoPose, behind_m: float = 0.0) -> np.nd
     route = np.asarray(route, dtype=np.float64)
     if len(route) < 2:
         return route
-    seg = np.diff(route, axis=0)
-    seg_len = np.linalg.norm(seg, axis=1)
-    rel = np.array([ego.x, ego.y]) - route[:-1]
-    t = np.clip(np.einsum("ij,ij->i", rel, seg) / np.maximum(seg_len**2, 1e-12), 0.0, 1.0)
-    closest = route[:-1] + t[:, None] * seg
-    i = int(np.argmin(np.linalg.norm(closest - (ego.x, ego.y), axis=1)))
-    cumulative = np.concatenate([[0.0], np.cumsum(seg_len)])
-    s0 = max(cumulative[i] + t[i] * seg_len[i] - behind_m, 0.0)
+    _, s_ego, cumulative = project_onto_route(route, [ego.x, ego.y])
+    s0 = max(s_ego[0] - behind_m, 0.0)
     start = np.array([np.interp(s0, cumulative, route[:, k]) for k in range(2)])
     j = int(np.searchsorted(cumulative, s0, side="right"))
     return np.concatenate([start[None], route[j:]])

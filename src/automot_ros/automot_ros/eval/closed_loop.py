@@ -46,6 +46,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from automot_ros.data.route import project_onto_route
 from automot_ros.eval.runtime_stats import STATUS_NAMES, summarize
 
 COMFORT_RATE_HZ = 10.0
@@ -244,17 +245,12 @@ def route_offsets(route_xy: np.ndarray, xy: np.ndarray):
     """Each point's signed lateral offset from the route polyline [T] (m, left of the route's
     direction +) and the route length left after its projection onto the route [T] (m)."""
     route_xy, xy = np.asarray(route_xy, dtype=float), np.asarray(xy, dtype=float).reshape(-1, 2)
-    seg = np.diff(route_xy, axis=0)  # [S, 2]
-    seg_len = np.maximum(np.linalg.norm(seg, axis=1), 1e-9)
-    rel = xy[:, None, :] - route_xy[None, :-1, :]  # [T, S, 2]
-    t = np.clip(np.einsum("tsk,sk->ts", rel, seg) / seg_len**2, 0.0, 1.0)
-    nearest = np.argmin(np.linalg.norm(rel - t[..., None] * seg, axis=2), axis=1)  # [T]
-    rows = np.arange(len(xy))
-    along = seg[nearest] / seg_len[nearest, None]
-    off = rel[rows, nearest] - t[rows, nearest, None] * seg[nearest]
+    segment, arc, cumulative = project_onto_route(route_xy, xy)
+    seg_vec = np.diff(route_xy, axis=0)[segment]
+    along = seg_vec / np.maximum(np.linalg.norm(seg_vec, axis=1), 1e-9)[:, None]
+    off = xy - (route_xy[segment] + (arc - cumulative[segment])[:, None] * along)
     lateral = along[:, 0] * off[:, 1] - along[:, 1] * off[:, 0]
-    travelled = np.concatenate([[0.0], np.cumsum(seg_len)])[nearest] + t[rows, nearest] * seg_len[nearest]
-    return lateral, seg_len.sum() - travelled
+    return lateral, cumulative[-1] - arc
 
 
 def route_offset_summary(log: EpisodeLog) -> Dict[str, float]:

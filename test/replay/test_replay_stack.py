@@ -96,3 +96,16 @@ def test_replay_of_a_truncated_bag_into_a_running_stack_scores_what_was_read(tmp
     assert drive.alive()
     assert drive.stop() == 0
     assert not segment_of(namespace).exists()
+
+
+def test_replay_into_no_running_stack_waits_the_startup_timeout_and_fails_clearly(tmp_path, start_process):
+    namespace = f"/automot_replay_none_{os.getpid()}"
+    bag = tmp_path / "bag"
+    write_synthetic_bag(bag, duration_s=2.0, image_size=(64, 128), storage="mcap")
+    replay = start_process(replay_command(bag, tmp_path / "out", namespace, "--no-start-stack",
+                                          "--startup-timeout", "4"))
+    assert replay.popen.wait(timeout=60) == 1, replay.output()[-3000:]
+    text = replay.output()
+    assert "looking for a running stack" in text and "(up to 4 s)" in text, text[-3000:]
+    assert "no stack answered on" in text and "within 4 s (and --no-start-stack)" in text, text[-3000:]
+    assert "starting the stack" not in text and not segment_of(namespace).exists()

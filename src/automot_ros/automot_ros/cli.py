@@ -223,7 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only use a running stack; fail when none answers")
     add_stack_args(replay)
     replay.add_argument("--startup-timeout", type=float, default=180.0,
-                        help="seconds for a started stack to come up (default: %(default)s)")
+                        help="seconds for a started stack to come up, or with --no-start-stack for the "
+                             "running one to be found (default: %(default)s)")
     replay.add_argument("--drain", type=float, default=5.0,
                         help="after the bag: wait this long for a plan before stopping (default: %(default)s s)")
     replay.add_argument("--fast-timeout", type=float, default=10.0,

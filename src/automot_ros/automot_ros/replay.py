@@ -228,14 +228,19 @@ class _Replay:
         state_out = [o for b, o, t, _ in self.plan.publish if t in (ODOM_TYPE, ROUTE_TYPE)]
         mode = self.opts.start_stack
         if mode != "always":
-            log(f"looking for a running stack on {camera} (up to {self.opts.attach_wait_s:g} s) ...")
-            if self.wait(self.opts.attach_wait_s, lambda: self.player.subscribers(camera) >= 1
+            # With --no-start-stack there is nothing else to do, so the running stack gets the
+            # startup timeout to be discovered: on a loaded machine DDS discovery of a process
+            # that has just started can take several seconds.
+            wait_s = self.opts.attach_wait_s if mode == "auto" else self.opts.startup_timeout_s
+            log(f"looking for a running stack on {camera} (up to {wait_s:g} s) ...")
+            if self.wait(wait_s, lambda: self.player.subscribers(camera) >= 1
                          and self.player.publishers_on(self.plan_topic) >= 1):
                 log("attached to the running stack")
                 time.sleep(0.5)
                 return "attached to a running stack"
             if mode == "never":
-                raise RuntimeError(f"no stack answers on {camera} / {self.plan_topic} (and --no-start-stack)")
+                raise RuntimeError(f"no stack answered on {camera} / {self.plan_topic} within {wait_s:g} s "
+                                   "(and --no-start-stack)")
         from automot_ros.runtime.supervisor import Supervisor, stack_specs
 
         specs = stack_specs(self.opts.config, self.opts.overrides, nodes=STACK_NODES_FOR_REPLAY)

@@ -77,6 +77,7 @@ def test_one_episode_collection_end_to_end(tmp_path):
     assert "error" not in entry, entry
     assert entry["seed"] == 5 and manifest["splits"] == {"train": [5], "heldout": []}
     assert entry["frames"] >= 100 and entry["samples"] > 0 and entry["qa_pairs"] >= 5 * entry["samples"]
+    assert entry["perturbed_s"] is None and manifest["sim"]["recovery_perturbation"] is None
     with BagReader(out / entry["bag"]) as bag:
         counts = {name: info.count for name, info in bag.topics.items()}
         plan = plan_topics(bag.topics, [], "/automot")
@@ -89,6 +90,65 @@ def test_one_episode_collection_end_to_end(tmp_path):
     item = data[len(data) - 1]
     assert item["frames"].shape == (4, 3, 64, 128) and item["scene_input"].shape == (3, 64, 128)
     assert item["seed"] == 5 and len(item["qa"]) >= 5
+
+
+@requires_metadrive
+def test_expert_holds_a_lateral_offset_and_steers_back_when_released():
+    from automot_ros.eval.closed_loop import route_offsets
+    from automot_ros.sim.metadrive_env import MetaDriveConfig, MetaDriveSim
+
+    def offset_after(sim, steps):
+        for _ in range(steps):
+            state = sim.step()
+        return float(route_offsets(state.route, [[state.ego.x, state.ego.y]])[0][0])
+
+    with MetaDriveSim(MetaDriveConfig(map_spec="S", traffic_density=0.0)) as sim:
+        sim.reset(1)
+        assert abs(offset_after(sim, 60)) < 0.1
+        sim.set_expert_lateral_offset(1.2)  # left of the lane center (the route offset's sign)
+        assert offset_after(sim, 80) == pytest.approx(1.2, abs=0.1)
+        sim.set_expert_lateral_offset(-0.8)
+        assert offset_after(sim, 80) == pytest.approx(-0.8, abs=0.1)
+        sim.set_expert_lateral_offset(0.0)
+        assert abs(offset_after(sim, 80)) < 0.1
+        sim.set_expert_lateral_offset(1.0)
+        sim.reset(1)  # a new episode starts unperturbed
+        assert abs(offset_after(sim, 60)) < 0.1
+    with MetaDriveSim(MetaDriveConfig(map_spec="S", expert=False)) as sim:
+        with pytest.raises(ValueError, match="not expert-driven"):
+            sim.set_expert_lateral_offset(1.0)
+
+
+@requires_metadrive
+def test_recovery_collection_drives_the_offsets_and_keeps_only_the_way_back(tmp_path):
+    from automot_ros.data.collect import CollectConfig, collect
+    from automot_ros.data.dataset import Episode
+    from automot_ros.data.recovery import LateralPerturbation
+    from automot_ros.data.samples import perturbed_labels
+    from automot_ros.eval.closed_loop import route_offsets
+
+    perturbation = LateralPerturbation(offset_m=(1.2, 1.2), hold_s=(2.5, 2.5), gap_s=(4.0, 4.0))
+    out = tmp_path / "data"
+    manifest = collect(CollectConfig(episodes=1, out=str(out), seed_start=5, map_blocks=1, max_seconds=15.0,
+                                     bags=False, perturbation=perturbation), log=lambda line: None)
+    entry = manifest["episodes"][0]
+    assert "error" not in entry, entry
+    assert json.loads((out / "manifest.json").read_text())["sim"]["recovery_perturbation"]["offset_m"] == [1.2, 1.2]
+    episode = Episode.load(out / entry["file"])
+    log = episode.log
+    perturbed = log.perturbed
+    assert perturbed.shape == (log.num_frames,) and entry["perturbed_s"] == pytest.approx(perturbed.sum() * 0.05)
+    # Windows at 4.0-6.5 s and 10.5-13.0 s (the actions after frames 80-129 and 210-259).
+    np.testing.assert_array_equal(np.flatnonzero(perturbed)[[0, 49, 50]], [80, 129, 210])
+    lateral = np.abs(route_offsets(log.route, log.ego[:, :2])[0])
+    assert lateral[125:131].min() > 0.9 and lateral[:80].max() < 0.3  # pushed 1.2 m off, from the center
+    frames = episode.arrays["sample_frame"]
+    np.testing.assert_array_equal(episode.arrays["sample_valid"], ~perturbed_labels(log, frames))
+    valid = episode.arrays["sample_valid"]
+    assert valid.sum() >= 3 and (~valid).sum() >= 3
+    # The way back is a target: valid samples start while the car is still off the center.
+    assert max(lateral[k] for k in frames[valid]) > 0.5
+    assert set(episode.qa) == set(np.flatnonzero(valid).tolist())
 
 
 @requires_metadrive

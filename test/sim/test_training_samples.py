@@ -14,6 +14,7 @@ from automot_ros.data.decisions import (
     LON_KEEP,
     LON_STOP,
 )
+from automot_ros.data.recovery import LateralPerturbation
 from automot_ros.data.samples import (
     build_samples,
     driven_path,
@@ -102,3 +103,45 @@ def test_samples_before_a_crash_are_marked_invalid():
 def test_frame_times_must_divide_the_intervals():
     with pytest.raises(ValueError, match="whole number"):
         sample_frames(straight_episode(dt=0.1), stride=1)  # 0.25 s is not a whole number of 0.1 s frames
+
+
+@pytest.mark.parametrize("speed, label_frames", [(10.0, 60), (2.0, 200)])  # 3 s future; 20 m path at 2 m/s
+def test_samples_whose_labels_were_driven_under_a_recovery_perturbation_are_invalid(speed, label_frames):
+    log = straight_episode(speed=speed, seconds=20.0)
+    log.perturbed = np.zeros(log.num_frames, dtype=bool)
+    log.perturbed[300:310] = True  # the actions after frames 300-309 (15.0-15.45 s)
+    arrays, qa = build_samples(log)
+    frames = arrays["frame"]
+    # A sample's labels are driven by the actions after frames k ... k + label_frames - 1.
+    expected = ~((frames + label_frames > 300) & (frames < 310))
+    np.testing.assert_array_equal(arrays["valid"], expected)
+    assert 0 < expected.sum() < len(frames)
+    assert {r["sample"] for r in qa} == set(np.flatnonzero(expected).tolist())  # no QA about the push
+    log.perturbed = np.zeros(log.num_frames + 1, dtype=bool)
+    with pytest.raises(ValueError, match="perturbed has shape"):
+        build_samples(log)
+
+
+def test_recovery_schedule_holds_offsets_in_range_then_releases_deterministically():
+    perturbation = LateralPerturbation()
+    dt, frames = 0.05, 20 * 120
+    offsets = perturbation.schedule(7, frames, dt)
+    np.testing.assert_array_equal(offsets, perturbation.schedule(7, frames, dt))
+    assert not np.array_equal(offsets, perturbation.schedule(8, frames, dt))
+    on = offsets != 0
+    edges = np.flatnonzero(np.diff(on.astype(int)))  # window starts (k -> k + 1 switches on) and ends
+    starts, ends = edges[0::2] + 1, edges[1::2] + 1
+    assert len(starts) >= 10 and offsets[0] == 0
+    holds = (ends - starts[:len(ends)]) * dt
+    gaps = (starts[1:] - ends[:len(starts) - 1]) * dt
+    assert (holds >= 1.5 - dt).all() and (holds <= 3.0 + dt).all()
+    assert (gaps >= 5.0 - dt).all() and (gaps <= 9.0 + dt).all() and 5.0 - dt <= starts[0] * dt <= 9.0 + dt
+    magnitudes = np.abs(offsets[on])
+    assert magnitudes.min() >= 0.5 and magnitudes.max() <= 1.5
+    assert (offsets > 0).any() and (offsets < 0).any()  # both sides
+    for start, end in zip(starts, ends):
+        assert len(set(offsets[start:end])) == 1  # one offset held per window
+    with pytest.raises(ValueError, match="offset_m"):
+        LateralPerturbation(offset_m=(1.0, 0.5))
+    with pytest.raises(ValueError, match="above 0"):
+        LateralPerturbation(hold_s=(0.0, 0.0))

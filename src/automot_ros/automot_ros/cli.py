@@ -140,6 +140,7 @@ def cmd_synth_bag(args) -> int:
 
 def cmd_collect(args) -> int:
     from automot_ros.data.collect import CollectConfig, collect
+    from automot_ros.data.recovery import LateralPerturbation
     from automot_ros.sim.metadrive_env import metadrive_available
 
     if args.sim != "metadrive":
@@ -156,7 +157,8 @@ def cmd_collect(args) -> int:
     manifest = collect(CollectConfig(
         episodes=args.episodes, out=args.out, workers=args.workers, seed_start=args.seed_start,
         heldout_fraction=args.heldout_fraction, map_blocks=args.map_blocks, traffic_density=args.traffic_density,
-        max_seconds=args.max_seconds, stride=args.stride, bags=not args.no_bags, **sizes))
+        max_seconds=args.max_seconds, stride=args.stride, bags=not args.no_bags,
+        perturbation=LateralPerturbation() if args.recovery else None, **sizes))
     summary = manifest["summary"]
     print(f"{summary['episodes']} episodes ({summary['failed']} failed), {summary['samples']} samples, "
           f"{summary['wall_s']:.0f} s ({summary['episodes_per_min']} episodes/min, {summary['workers']} workers); "
@@ -269,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--camera-size", default="128x256", help="front image HxW (default: %(default)s)")
     collect.add_argument("--bev-size", default="128x256", help="BEV raster HxW (default: %(default)s)")
     collect.add_argument("--no-bags", action="store_true", help="write training samples only")
+    collect.add_argument("--recovery", action="store_true",
+                         help="recovery data: every 5-9 s the expert holds a 0.5-1.5 m offset from its lane's "
+                              "center for 1.5-3 s, then steers back; samples whose future holds the offset are "
+                              "invalid, so only the way back is learned (data/recovery.py)")
     collect.set_defaults(func=cmd_collect)
 
     add_engines_parser(commands)

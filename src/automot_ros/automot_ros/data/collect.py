@@ -12,6 +12,9 @@ ego odometry, lane, agent boxes. Written under OUT:
                                   the layout of data/drive_bag.py (front camera, BEV
                                   raster, odometry, latched route, agent boxes)
 
+With ``perturbation`` (``--recovery``) the expert is pushed off its lane's center now and
+then and steers back (data/recovery.py); samples whose labels hold the push are invalid.
+
 Held-out split: the last round(heldout_fraction x N) seeds of the run (at least one when
 N >= 2 and the fraction is > 0) are held out for evaluation; the manifest lists both sets.
 Workers: ``workers`` > 1 runs episodes in that many spawned processes (one MetaDrive each).
@@ -27,13 +30,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from automot_ros.data.drive_bag import START_NS, DriveBagRecorder
 from automot_ros.data.ego import EgoState
+from automot_ros.data.recovery import LateralPerturbation
 from automot_ros.data.samples import AGENT_FIELDS, EpisodeLog, build_samples, collate_agent_rows
 from automot_ros.data.sensors import BevSpec, CameraSpec, render_bev, render_front
 from automot_ros.data.synthetic_traffic import AgentBox
@@ -45,6 +49,7 @@ EPISODE_ARRAYS = {
     "agent_rows": f"[M, 8] float64 agent boxes {AGENT_FIELDS} (world)",
     "agent_offsets": "[T + 1] int64: frame k's agents are agent_rows[offsets[k]:offsets[k + 1]]",
     "route": "[R, 2] float64 route polyline (world)",
+    "perturbed": "[T] bool (only with --recovery): the action after the frame held a lateral offset",
     "front_png / front_offsets": "PNG bytes of each frame's front image [H, W, 3] RGB",
     "bev_png / bev_offsets": "PNG bytes of each frame's BEV raster, stored [H, W, 3] (channels last)",
     "sample_*": "the samples (data.samples.build_samples), e.g. sample_future_xy [N, 6, 2]",
@@ -66,6 +71,7 @@ class CollectConfig:
     camera_size: Tuple[int, int] = (128, 256)  # (H, W) of the front image
     bev_size: Tuple[int, int] = (128, 256)
     bev_meters_per_px: float = 0.5
+    perturbation: Optional[LateralPerturbation] = None  # recovery data (data/recovery.py)
     extra: Dict[str, object] = field(default_factory=dict)
 
     @property
@@ -146,6 +152,8 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
     sim = _simulator(cfg)
     cam, bev_spec = cfg.camera(), cfg.bev()
     state = sim.reset(seed)
+    lateral_offsets = cfg.perturbation.schedule(seed, sim.config.horizon_steps + 1, STEP_S) \
+        if cfg.perturbation is not None else None
     bag = None
     if cfg.bags:
         bag_path = out / "bags" / name
@@ -156,7 +164,7 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
                        "seed": seed, "rate_hz": 1.0 / STEP_S, "camera_size": list(cfg.camera_size)}
         bag = DriveBagRecorder(bag_path, state.route, {"automot.simulated": "metadrive",
                                                       "automot.description": json.dumps(description)}, compress=True)
-    ego, lane, agents, fronts, bevs = [], [], [], [], []
+    ego, lane, agents, fronts, bevs, perturbed = [], [], [], [], [], []
     timing = {"sim_s": 0.0, "render_s": 0.0, "bag_s": 0.0}
     ok = False
     try:
@@ -178,7 +186,12 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
             t2 = time.perf_counter()
             timing["bag_s"] += t2 - t1
             if sim.done:
+                perturbed.append(False)  # no action after the last frame
                 break
+            if lateral_offsets is not None:
+                offset = lateral_offsets[len(ego) - 1]
+                sim.set_expert_lateral_offset(offset)
+                perturbed.append(offset != 0.0)
             state = sim.step()
             timing["sim_s"] += time.perf_counter() - t2
         ok = True
@@ -189,7 +202,8 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
     log = EpisodeLog(seed=seed, dt_s=STEP_S, ego=np.array(ego, dtype=np.float64),
                      lane=np.array(lane, dtype=np.int64), agent_rows=rows, agent_offsets=offsets,
                      route=np.asarray(state.route, dtype=np.float64), ego_size=(state.ego.length, state.ego.width),
-                     outcome=dict(state.outcome))
+                     outcome=dict(state.outcome),
+                     perturbed=np.array(perturbed, dtype=bool) if lateral_offsets is not None else None)
     t3 = time.perf_counter()
     samples, qa = write_episode(out, name, log, fronts, bevs, stride=cfg.stride)
     timing["samples_s"] = time.perf_counter() - t3
@@ -200,6 +214,7 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
         "duration_s": round((log.num_frames - 1) * STEP_S, 3), "samples": int(len(samples["frame"])),
         "qa_pairs": len(qa), "valid_samples": int(samples["valid"].sum()), "result": describe_outcome(log.outcome),
         "expert_speed_kmh": round(float(sim.expert_speed_kmh), 1),
+        "perturbed_s": round(float(np.sum(perturbed)) * STEP_S, 2) if lateral_offsets is not None else None,
         "outcome": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in log.outcome.items()},
         "wall_s": round(wall, 3), "timing_s": {k: round(v, 3) for k, v in timing.items()},
     }
@@ -223,7 +238,8 @@ def write_episode(out: Path, name: str, log: EpisodeLog, fronts: Sequence[np.nda
     np.savez(tmp, seed=np.int64(log.seed), dt_s=np.float64(log.dt_s), ego=log.ego, lane=log.lane,
              ego_size=np.array(log.ego_size), agent_rows=log.agent_rows, agent_offsets=log.agent_offsets,
              route=log.route, outcome_json=np.array(json.dumps(log.outcome)), front_png=front_png, front_offsets=front_offsets, bev_png=bev_png,
-             bev_offsets=bev_offsets, **{f"sample_{k}": v for k, v in samples.items()})
+             bev_offsets=bev_offsets, **({"perturbed": log.perturbed} if log.perturbed is not None else {}),
+             **{f"sample_{k}": v for k, v in samples.items()})
     os.replace(tmp, npz_path)
     with open(folder / f"{name}.qa.jsonl", "w") as f:
         for record in qa:
@@ -290,7 +306,8 @@ def collect(cfg: CollectConfig, log=print) -> dict:
     manifest = {
         "version": MANIFEST_VERSION,
         "sim": {"name": "metadrive", "version": "0.4.3", "mode": "physics-only", "expert": "IDMPolicy",
-                "map_blocks": cfg.map_blocks, "traffic_density": cfg.traffic_density, "max_seconds": cfg.max_seconds},
+                "map_blocks": cfg.map_blocks, "traffic_density": cfg.traffic_density, "max_seconds": cfg.max_seconds,
+                "recovery_perturbation": asdict(cfg.perturbation) if cfg.perturbation is not None else None},
         "camera_hz": 1.0 / STEP_S,
         "sample_stride": cfg.stride,
         "sensors": {"camera": asdict(cfg.camera()), "bev": asdict(cfg.bev())},

@@ -71,7 +71,8 @@ class Episode:
         log = EpisodeLog(seed=int(arrays["seed"]), dt_s=float(arrays["dt_s"]), ego=arrays["ego"], lane=arrays["lane"],
                          agent_rows=arrays["agent_rows"], agent_offsets=arrays["agent_offsets"], route=arrays["route"],
                          ego_size=tuple(float(v) for v in arrays["ego_size"]),
-                         outcome=json.loads(str(arrays["outcome_json"])) if "outcome_json" in arrays else {})
+                         outcome=json.loads(str(arrays["outcome_json"])) if "outcome_json" in arrays else {},
+                         perturbed=arrays.get("perturbed"))
         qa: Dict[int, List[dict]] = {}
         qa_path = path.with_name(path.name[:-len(".npz")] + ".qa.jsonl")
         if qa_path.is_file():

@@ -23,7 +23,10 @@ episode is over, because every target looks into the future:
 A sample exists at every ``stride``-th frame that has a full frame history (4 frames 0.25 s
 apart, the newest at the sample) and a full 3 s future in the episode. ``valid`` is False
 for samples of an episode that ended in a failure (crash, out of road) whose 3 s future
-comes within FAILURE_MARGIN_S of that end: the expert was already driving into it.
+comes within FAILURE_MARGIN_S of that end: the expert was already driving into it. It is
+also False, and the sample has no QA pairs, where the frames its labels were driven over
+(the 3 s future, or the 20 m path where that takes longer) include an action under a
+recovery perturbation (EpisodeLog.perturbed; data.recovery).
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ class EpisodeLog:
 
     ego [T, 4]: x, y, yaw, speed (world); lane [T, 2]: lane index (0 = leftmost) and lane
     count of the ego's road (-1, 0 when unknown); agent_rows [M, 8] (AGENT_FIELDS, world) with
-    agent_offsets [T + 1]: frame k's agents are rows offsets[k]:offsets[k + 1]; route [R, 2].
+    agent_offsets [T + 1]: frame k's agents are rows offsets[k]:offsets[k + 1]; route [R, 2];
+    perturbed [T] bool or None: the action after frame k drove a recovery perturbation
+    (data.recovery), so a future through it is no target.
     """
 
     seed: int
@@ -69,6 +74,7 @@ class EpisodeLog:
     route: np.ndarray
     ego_size: Tuple[float, float] = (4.515, 1.852)
     outcome: Dict[str, object] = field(default_factory=dict)
+    perturbed: Optional[np.ndarray] = None
 
     @property
     def num_frames(self) -> int:
@@ -185,6 +191,7 @@ def build_samples(log: EpisodeLog, stride: int = 5) -> Tuple[Dict[str, np.ndarra
     out = {name: [] for name in ("frame", "history", "target_points", "speed", "future_xy", "future_speed",
                                  "path_xy", "labels")}
     qa: List[dict] = []
+    perturbed = perturbed_labels(log, frames)
     for n, k in enumerate(frames):
         pose = log.ego_pose(k)
         future = future_waypoints(log, k)
@@ -198,6 +205,8 @@ def build_samples(log: EpisodeLog, stride: int = 5) -> Tuple[Dict[str, np.ndarra
         out["future_speed"].append(future_speeds(log, k))
         out["path_xy"].append(path)
         out["labels"].append(labels)
+        if perturbed[n]:
+            continue  # the labels hold the push off the lane: no answer should describe it
         corridor = driven_path(log, k, length_m=60.0, spacing_m=2.0)
         for record in qa_pairs(pose, log.agents(k), log.route, labels, corridor,
                                lane_change=_lane_change(log, k)):
@@ -206,12 +215,31 @@ def build_samples(log: EpisodeLog, stride: int = 5) -> Tuple[Dict[str, np.ndarra
     arrays = {name: np.asarray(values, dtype=dtypes.get(name, np.float32)) for name, values in out.items()}
     failed = any(bool(log.outcome.get(key)) for key in FAILURES)
     last_ok = (log.num_frames - 1) * log.dt_s - HORIZON_S - FAILURE_MARGIN_S
-    arrays["valid"] = np.array([not failed or k * log.dt_s <= last_ok + 1e-9 for k in frames], dtype=bool)
+    arrays["valid"] = np.array([not failed or k * log.dt_s <= last_ok + 1e-9 for k in frames], dtype=bool) \
+        & ~perturbed
     shapes = {"history": (HISTORY_FRAMES,), "target_points": (2, 2), "future_xy": (len(FUTURE_TIMES_S), 2),
               "future_speed": (len(FUTURE_TIMES_S),), "path_xy": (PATH_POINTS, 2), "labels": (3, 2)}
     for name, shape in shapes.items():
         arrays[name] = arrays[name].reshape((len(frames),) + shape)
     return arrays, qa
+
+
+def perturbed_labels(log: EpisodeLog, frames: Sequence[int]) -> np.ndarray:
+    """[N] bool: the labels of the sample at frames[n] were driven (in part) under a recovery
+    perturbation: an action after frame k ... k + n - 1, where frame k + n ends the 3 s future
+    or, if later, the 20 m path (all False without EpisodeLog.perturbed)."""
+    if log.perturbed is None:
+        return np.zeros(len(frames), dtype=bool)
+    perturbed = np.asarray(log.perturbed, dtype=bool)
+    if perturbed.shape != (log.num_frames,):
+        raise ValueError(f"perturbed has shape {perturbed.shape}, the episode {log.num_frames} frames")
+    driven = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(log.ego[:, :2], axis=0), axis=1))])
+    horizon = log.frames_per(HORIZON_S)
+    out = np.zeros(len(frames), dtype=bool)
+    for n, k in enumerate(frames):
+        path_end = int(np.searchsorted(driven, driven[k] + PATH_POINTS * PATH_SPACING_M))
+        out[n] = perturbed[k:max(k + horizon, path_end)].any()
+    return out
 
 
 def _lane_change(log: EpisodeLog, k: int) -> int:

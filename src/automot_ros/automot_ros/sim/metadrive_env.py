@@ -180,13 +180,27 @@ _EXPERT_POLICY = None
 def _expert_policy_class():
     """MetaDrive's IDMPolicy with its own cruise speed (NORMAL_SPEED, km/h), set per episode
     by MetaDriveSim.reset (a class attribute: the policy reads it whenever it resets its
-    target speed). Traffic keeps IDMPolicy's 30 km/h."""
+    target speed), and a lateral offset (LATERAL_OFFSET_M, left of its target lane's center,
+    set per step by MetaDriveSim.set_expert_lateral_offset) that its lateral controller
+    tracks instead of the center. Traffic keeps IDMPolicy's 30 km/h and lane centers."""
     global _EXPERT_POLICY
     if _EXPERT_POLICY is None:
         from metadrive.policy.idm_policy import IDMPolicy
+        from metadrive.utils.math import wrap_to_pi
 
         class ExpertIDMPolicy(IDMPolicy):
             NORMAL_SPEED = IDMPolicy.NORMAL_SPEED
+            LATERAL_OFFSET_M = 0.0
+
+            def steering_control(self, target_lane) -> float:
+                # IDMPolicy.steering_control with the lateral error taken from the offset line.
+                # MetaDrive's lane lateral coordinate grows to the right, hence the sign.
+                ego = self.control_object
+                long, lat = target_lane.local_coordinates(ego.position)
+                lane_heading = target_lane.heading_theta_at(long + 1)
+                steering = self.heading_pid.get_result(-wrap_to_pi(lane_heading - ego.heading_theta))
+                steering += self.lateral_pid.get_result(-(lat + self.LATERAL_OFFSET_M))
+                return float(steering)
 
         _EXPERT_POLICY = ExpertIDMPolicy
     return _EXPERT_POLICY
@@ -294,6 +308,7 @@ class MetaDriveSim:
         self.expert_speed_kmh = expert_speed_for_seed(seed, self.config.expert_speed_kmh)
         if self.config.expert:
             _expert_policy_class().NORMAL_SPEED = self.expert_speed_kmh
+            _expert_policy_class().LATERAL_OFFSET_M = 0.0
         self._env.reset(seed=int(seed))
         self._seed, self._step, self.done, self._ids = int(seed), 0, False, {}
         network = self._env.engine.current_map.road_network
@@ -318,6 +333,13 @@ class MetaDriveSim:
         self.done = bool(terminated or truncated)
         self.state = self._read_state(info)
         return self.state
+
+    def set_expert_lateral_offset(self, offset_m: float) -> None:
+        """From the next step on, the expert keeps offset_m left of its lane's center (right
+        when negative) instead of the center; 0 is its own driving. reset() sets 0."""
+        if not self.config.expert:
+            raise ValueError("this simulator is not expert-driven: there is no expert to offset")
+        _expert_policy_class().LATERAL_OFFSET_M = float(offset_m)
 
     def close(self) -> None:
         if self._env is not None:

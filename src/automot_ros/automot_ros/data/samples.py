@@ -225,9 +225,9 @@ def build_samples(log: EpisodeLog, stride: int = 5) -> Tuple[Dict[str, np.ndarra
 
 
 def perturbed_labels(log: EpisodeLog, frames: Sequence[int]) -> np.ndarray:
-    """[N] bool: the labels of the sample at frames[n] were driven (in part) under a recovery
-    perturbation: an action after frame k ... k + n - 1, where frame k + n ends the 3 s future
-    or, if later, the 20 m path (all False without EpisodeLog.perturbed)."""
+    """[N] bool: the labels of the sample at frame k = frames[n] were driven (in part) under a
+    recovery perturbation: by the action after one of the frames k ... m - 1, where frame m
+    ends the 3 s future or, if later, the 20 m path (all False without EpisodeLog.perturbed)."""
     if log.perturbed is None:
         return np.zeros(len(frames), dtype=bool)
     perturbed = np.asarray(log.perturbed, dtype=bool)

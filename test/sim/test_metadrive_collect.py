@@ -159,10 +159,12 @@ def test_cli_collects_with_two_workers(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "automot_ros.cli", "data", "collect", "--sim", "metadrive", "--episodes", "2",
          "--workers", "2", "--out", str(out), "--map-blocks", "1", "--max-seconds", "5", "--no-bags",
-         "--heldout-fraction", "0.5"], capture_output=True, text=True, timeout=300, env=env)
+         "--heldout-fraction", "0.5", "--recovery"], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["splits"] == {"train": [0], "heldout": [1]} and manifest["summary"]["workers"] == 2
+    assert manifest["sim"]["recovery_perturbation"]["offset_m"] == [0.5, 1.5]  # --recovery's defaults
+    assert all(e["perturbed_s"] is not None for e in manifest["episodes"])
     assert all((out / e["file"]).is_file() and e["bag"] is None for e in manifest["episodes"])
     assert (tmp_path / "assets" / "version.txt").is_file()
     print(result.stdout.strip().splitlines()[-1])

@@ -186,24 +186,34 @@ def _expert_policy_class():
     global _EXPERT_POLICY
     if _EXPERT_POLICY is None:
         from metadrive.policy.idm_policy import IDMPolicy
-        from metadrive.utils.math import wrap_to_pi
 
         class ExpertIDMPolicy(IDMPolicy):
             NORMAL_SPEED = IDMPolicy.NORMAL_SPEED
             LATERAL_OFFSET_M = 0.0
 
             def steering_control(self, target_lane) -> float:
-                # IDMPolicy.steering_control with the lateral error taken from the offset line.
-                # MetaDrive's lane lateral coordinate grows to the right, hence the sign.
-                ego = self.control_object
-                long, lat = target_lane.local_coordinates(ego.position)
-                lane_heading = target_lane.heading_theta_at(long + 1)
-                steering = self.heading_pid.get_result(-wrap_to_pi(lane_heading - ego.heading_theta))
-                steering += self.lateral_pid.get_result(-(lat + self.LATERAL_OFFSET_M))
-                return float(steering)
+                if self.LATERAL_OFFSET_M:
+                    target_lane = _OffsetLane(target_lane, self.LATERAL_OFFSET_M)
+                return super().steering_control(target_lane)
 
         _EXPERT_POLICY = ExpertIDMPolicy
     return _EXPERT_POLICY
+
+
+class _OffsetLane:
+    """A MetaDrive lane seen from the line ``left_m`` to the left of its center, for
+    IDMPolicy.steering_control, which reads only these two methods: its lateral controller
+    then holds that line. MetaDrive's lateral coordinate grows to the right, hence the sign."""
+
+    def __init__(self, lane, left_m: float):
+        self.lane, self.left_m = lane, float(left_m)
+
+    def local_coordinates(self, position):
+        longitudinal, lateral = self.lane.local_coordinates(position)
+        return longitudinal, lateral + self.left_m
+
+    def heading_theta_at(self, longitudinal: float) -> float:
+        return self.lane.heading_theta_at(longitudinal)
 
 
 def expert_speed_for_seed(seed: int, speed_range: Optional[Tuple[float, float]]) -> float:

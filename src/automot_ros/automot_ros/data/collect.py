@@ -164,7 +164,7 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
                        "seed": seed, "rate_hz": 1.0 / STEP_S, "camera_size": list(cfg.camera_size)}
         bag = DriveBagRecorder(bag_path, state.route, {"automot.simulated": "metadrive",
                                                       "automot.description": json.dumps(description)}, compress=True)
-    ego, lane, agents, fronts, bevs, perturbed = [], [], [], [], [], []
+    ego, lane, agents, fronts, bevs = [], [], [], [], []
     timing = {"sim_s": 0.0, "render_s": 0.0, "bag_s": 0.0}
     ok = False
     try:
@@ -186,24 +186,23 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
             t2 = time.perf_counter()
             timing["bag_s"] += t2 - t1
             if sim.done:
-                perturbed.append(False)  # no action after the last frame
                 break
             if lateral_offsets is not None:
-                offset = lateral_offsets[len(ego) - 1]
-                sim.set_expert_lateral_offset(offset)
-                perturbed.append(offset != 0.0)
+                sim.set_expert_lateral_offset(lateral_offsets[len(ego) - 1])
             state = sim.step()
             timing["sim_s"] += time.perf_counter() - t2
         ok = True
     finally:
         if bag is not None:
             bag.close(ok)
+    # The action after frame k held lateral_offsets[k]; none follows the last frame.
+    perturbed = np.append(lateral_offsets[:len(ego) - 1] != 0.0, False) if lateral_offsets is not None else None
     rows, offsets = collate_agent_rows(agents)
     log = EpisodeLog(seed=seed, dt_s=STEP_S, ego=np.array(ego, dtype=np.float64),
                      lane=np.array(lane, dtype=np.int64), agent_rows=rows, agent_offsets=offsets,
                      route=np.asarray(state.route, dtype=np.float64), ego_size=(state.ego.length, state.ego.width),
                      outcome=dict(state.outcome),
-                     perturbed=np.array(perturbed, dtype=bool) if lateral_offsets is not None else None)
+                     perturbed=perturbed)
     t3 = time.perf_counter()
     samples, qa = write_episode(out, name, log, fronts, bevs, stride=cfg.stride)
     timing["samples_s"] = time.perf_counter() - t3
@@ -214,7 +213,7 @@ def record_episode(cfg: CollectConfig, seed: int) -> dict:
         "duration_s": round((log.num_frames - 1) * STEP_S, 3), "samples": int(len(samples["frame"])),
         "qa_pairs": len(qa), "valid_samples": int(samples["valid"].sum()), "result": describe_outcome(log.outcome),
         "expert_speed_kmh": round(float(sim.expert_speed_kmh), 1),
-        "perturbed_s": round(float(np.sum(perturbed)) * STEP_S, 2) if lateral_offsets is not None else None,
+        "perturbed_s": round(float(perturbed.sum()) * STEP_S, 2) if perturbed is not None else None,
         "outcome": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in log.outcome.items()},
         "wall_s": round(wall, 3), "timing_s": {k: round(v, 3) for k, v in timing.items()},
     }

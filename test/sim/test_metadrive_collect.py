@@ -49,6 +49,45 @@ def test_metadrive_state_is_ground_truth_and_deterministic_per_seed():
         np.testing.assert_allclose(replay, poses, atol=1e-6)
 
 
+# Runs seeds in a fresh process and saves the last seed's ego poses and agents per step.
+_EPISODE_IN_A_FRESH_PROCESS = """
+import json, sys
+import numpy as np
+from automot_ros.sim.metadrive_env import MetaDriveConfig, MetaDriveSim
+seeds, steps, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+with MetaDriveSim(MetaDriveConfig(map_blocks=2)) as sim:
+    for seed in seeds:
+        states = [sim.reset(seed)]
+        while len(states) <= steps and not sim.done:
+            states.append(sim.step())
+np.savez(out, ego=np.array([(s.ego.x, s.ego.y, s.ego.yaw, s.ego.speed_mps) for s in states]),
+         counts=np.array([len(s.agent_ids) for s in states]),
+         ids=np.concatenate([s.agent_ids for s in states]),
+         boxes=np.concatenate([s.agent_boxes for s in states]),
+         speeds=np.concatenate([s.agent_speeds for s in states]))
+"""
+
+
+@requires_metadrive
+@pytest.mark.slow
+def test_a_seed_is_bit_identical_across_processes_and_after_another_episode(tmp_path):
+    """MetaDrive names objects with uuid4 and recycles vehicles with their Bullet wheel state:
+    neither may reach the ground truth. Seed 0 (6 cars from the first frame) alone, and after
+    seed 9 in the same process, in two fresh processes."""
+
+    def run(seeds, name):
+        out = tmp_path / f"{name}.npz"
+        result = subprocess.run([sys.executable, "-c", _EPISODE_IN_A_FRESH_PROCESS, json.dumps(seeds), "200",
+                                 str(out)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return dict(np.load(out))
+
+    first, after_another = run([0], "first"), run([9, 0], "after_another")
+    assert first["counts"][0] >= 3 and len(first["ego"]) == 201 and first["ego"][-1, 3] > 1.0
+    for key, value in first.items():
+        assert np.array_equal(value, after_another[key]), key
+
+
 @requires_metadrive
 def test_actions_drive_the_ego_when_the_expert_is_off():
     from automot_ros.sim.metadrive_env import MetaDriveConfig, MetaDriveSim

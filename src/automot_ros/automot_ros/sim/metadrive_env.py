@@ -166,6 +166,11 @@ class MetaDriveConfig:
             on_continuous_line_done=self.solid_line_ends_episode,
             horizon=self.horizon_steps,
             physics_world_step_size=PHYSICS_STEP_S, decision_repeat=DECISION_REPEAT,
+            # MetaDrive recycles cleared vehicles into the next episode; BaseVehicle.reset zeroes
+            # their velocities and suspension but not Bullet's wheel state (rotation, skid,
+            # suspension force, the vehicle's speed), so an episode then depends on what ran
+            # before it in the process. Destroying them keeps a seed's episode bit-identical.
+            force_destroy=True,
             # The ego's lidar only feeds MetaDrive's RL observation; nothing here reads it.
             vehicle_config=dict(lidar=dict(num_lasers=0, distance=0.0),
                                 side_detector=dict(num_lasers=0), lane_line_detector=dict(num_lasers=0)),
@@ -385,15 +390,21 @@ class MetaDriveSim:
             speed_mps=float(ego.speed), length=float(ego.LENGTH), width=float(ego.WIDTH),
             lane_index=int(lane_index[2]) if lane_index is not None else -1,
             lane_count=self._lane_counts.get(tuple(lane_index[:2]), 0) if lane_index is not None else 0)
-        boxes, speeds, heights, ids = [], [], [], []
-        for name, obj in sorted(env.engine.get_objects().items()):
+        # Object names are uuid4 strings (random per run): ids are given in spawn order (the
+        # engine's dict order) and the agents listed by id, never ordered by name.
+        agents = []
+        for name, obj in env.engine.get_objects().items():
             if obj is ego or not hasattr(obj, "heading_theta") or not hasattr(obj, "LENGTH"):
                 continue
+            agents.append((self._agent_id(name), obj))
+        agents.sort(key=lambda item: item[0])
+        boxes, speeds, heights, ids = [], [], [], []
+        for agent_id, obj in agents:
             x, y = obj.position[:2]
             boxes.append((float(x), float(y), float(obj.LENGTH), float(obj.WIDTH), float(obj.heading_theta)))
             speeds.append(float(getattr(obj, "speed", 0.0)))
             heights.append(float(getattr(obj, "HEIGHT", DEFAULT_AGENT_HEIGHT_M)))
-            ids.append(self._agent_id(name))
+            ids.append(agent_id)
         outcome = {key: (float(info[key]) if key == "route_completion" else bool(info[key]))
                    for key in OUTCOME_KEYS if key in info}
         return SimState(

@@ -12,9 +12,10 @@ import yaml
 from safetensors import safe_open
 
 from automot_ros.model import build_model
+from automot_ros.model.checkpoint import read_checkpoint, trained_state_dict
 from automot_ros.paths import config_dir
 from automot_ros.train.cache import ue_digest
-from automot_ros.train.trainer import LOG_COLUMNS, TrainOptions, read_log, train
+from automot_ros.train.trainer import LOG_COLUMNS, Trainer, TrainOptions, read_log, train
 
 
 @pytest.fixture(autouse=True)
@@ -139,6 +140,29 @@ def test_an_ae_fine_tune_may_move_the_route_targets_but_not_change_the_ue(tmp_pa
     with pytest.raises(ValueError, match="another config"):  # a changed UE is no fine-tune
         train(_opts(tmp_path / "deeper", config=variant("deeper", "decoder", "layers", 3), stage="ae", steps=1,
                     init=str(base)), log=_quiet)
+
+
+def test_init_parts_take_those_parts_from_the_checkpoint_and_start_the_others_fresh(tmp_path):
+    train(_opts(tmp_path / "base", projector_steps=1, ae_steps=1, seed=1), log=_quiet)
+    _, base = read_checkpoint(tmp_path / "base" / "model.safetensors")
+    fresh = trained_state_dict(build_model("tiny", seed=0))
+    lines = []
+    ue = ["frame_encoder", "projector", "decoder"]
+    trainer = Trainer(_opts(tmp_path / "new", stage="ae", seed=0, init=str(tmp_path / "base" / "model.safetensors"),
+                            init_parts=ue), log=lines.append)
+    started = trained_state_dict(trainer.model)
+    assert set(started) == set(base)
+    ae = [name for name in started if name.startswith("ae.")]
+    assert ae and len(ae) < len(started)
+    for name, tensor in started.items():
+        assert torch.equal(tensor, fresh[name] if name in ae else base[name]), name
+    assert any(not torch.equal(base[name], fresh[name]) for name in ae)  # seed 1 and one step: another AE
+    assert any("frame_encoder, projector, decoder from" in line and "fresh (seed 0)" in line for line in lines), lines
+    with pytest.raises(ValueError, match=r"init parts \['projektor'\]: choose from \['frame_encoder'"):
+        Trainer(_opts(tmp_path / "typo", stage="ae", init=str(tmp_path / "base" / "model.safetensors"),
+                      init_parts=["projektor"]), log=_quiet)
+    with pytest.raises(ValueError, match="only with init"):
+        _opts(tmp_path / "none", init_parts=["ae"])
 
 
 def test_datasets_pool_with_a_cache_each_so_an_added_collection_reuses_the_others(tmp_path):

@@ -1,7 +1,7 @@
 """`automot train` (and `python -m automot_ros.train`, the form torchrun starts):
 
     automot train --config tiny --data DIR [DIR ...] --out OUT [--stage all|projector,ae,answer] [--steps N]
-                  [--batch B] [--lr LR] [--resume] [--seed S]
+                  [--batch B] [--lr LR] [--resume] [--seed S] [--init CKPT [--init-parts PART,...]]
     torchrun --nproc_per_node 2 -m automot_ros.train --config tiny --data DIR --out OUT
 """
 
@@ -62,6 +62,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.*")
     parser.add_argument("--init", help="start from this checkpoint's trained parts")
+    parser.add_argument("--init-parts", metavar="PART[,PART...]",
+                        help="with --init, take only these trained parts from it (smol: projector, ae, "
+                             "answer_adapter); the others start fresh from --seed, e.g. 'projector,answer_adapter' "
+                             "trains a new AE on a released UE (default: all)")
     parser.add_argument("--split", default="train", help="training split of each dataset (default: %(default)s)")
     parser.add_argument("--eval-split", default="heldout",
                         help="AE metrics on this split after the AE stage ('' to skip; default: %(default)s)")
@@ -92,7 +96,7 @@ def options_from_args(args):
         projector_steps=args.projector_steps, ae_steps=args.ae_steps, answer_steps=args.answer_steps,
         batch=args.batch, text_batch=args.text_batch, lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, resume=args.resume,
-        init=args.init, split=args.split, eval_split=args.eval_split or None, ue_period_s=args.ue_period,
+        init=args.init, init_parts=args.init_parts.split(",") if args.init_parts else None, split=args.split, eval_split=args.eval_split or None, ue_period_s=args.ue_period,
         cache_dir=args.cache_dir, ckpt_every=args.ckpt_every, threads=args.threads, workers=args.workers,
         device=args.device, fsdp=args.fsdp, progress=not args.no_progress, release=not args.no_release,
         stop_after=args.stop_after, ae_loss=ActionLossConfig(

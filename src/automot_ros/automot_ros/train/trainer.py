@@ -109,6 +109,9 @@ class TrainOptions:
     seed: int = 0
     resume: bool = False
     init: Optional[str] = None  # start from this checkpoint's trained parts
+    # With init: only these trained parts (top-level modules, e.g. projector, ae, answer_adapter)
+    # come from it; the others keep the seed's fresh initialization. None: all of them.
+    init_parts: Optional[Sequence[str]] = None
     split: str = "train"
     eval_split: Optional[str] = "heldout"  # AE metrics on it after the AE stage ("" / None: skip)
     ue_period_s: float = DEFAULT_UE_PERIOD_S
@@ -128,6 +131,10 @@ class TrainOptions:
         self.data = (self.data,) if isinstance(self.data, str) else tuple(self.data)
         if not self.data:
             raise ValueError("data: at least one dataset directory")
+        if self.init_parts is not None:
+            self.init_parts = tuple(self.init_parts)
+            if not self.init:
+                raise ValueError("init_parts: only with init (the checkpoint they come from)")
 
     def steps_for(self, stage: str) -> int:
         explicit = {"projector": self.projector_steps, "ae": self.ae_steps, "answer": self.answer_steps}[stage]
@@ -138,6 +145,23 @@ class TrainOptions:
 
     def lr_for(self, stage: str) -> float:
         return float(self.lr if self.lr is not None else DEFAULT_LR[stage])
+
+
+def trained_parts(model) -> List[str]:
+    """The top-level modules of a model's trained tensors, in state-dict order (smol:
+    projector, ae, answer_adapter; tiny also frame_encoder and decoder)."""
+    return list(dict.fromkeys(name.split(".", 1)[0] for name in trained_state_dict(model)))
+
+
+def _with_fresh_parts(state: Dict[str, torch.Tensor], model, parts: Sequence[str]) -> Dict[str, torch.Tensor]:
+    """``state`` with every trained part but ``parts`` replaced by ``model``'s own tensors."""
+    known = trained_parts(model)
+    unknown = sorted(set(parts) - set(known))
+    if unknown or not parts:
+        raise ValueError(f"init parts {unknown or list(parts)}: choose from {known}")
+    fresh = trained_state_dict(model)
+    return {name: (state[name] if name.split(".", 1)[0] in parts and name in state else tensor)
+            for name, tensor in fresh.items()}
 
 
 class TrainStep(nn.Module):
@@ -319,10 +343,11 @@ class Trainer:
         opts = self.opts
         cfg = load_model_config(opts.config)
         model = build_model(cfg, seed=opts.seed)
+        parts = None  # all trained parts from the source
         if source is None and self.state is not None:
             source = self.ckpt_dir / "last.safetensors"
         elif source is None and opts.init:
-            source = Path(opts.init)
+            source, parts = Path(opts.init), opts.init_parts
         if source is not None:
             ckpt_cfg, state = read_checkpoint(source)
             # Only an answer adapter may be new (it starts untrained, which changes nothing),
@@ -334,8 +359,12 @@ class Trainer:
             if ckpt_cfg.action.route_lookahead_m != cfg.action.route_lookahead_m:
                 self.log(f"train: {source}'s AE took route targets {list(ckpt_cfg.action.route_lookahead_m)} m "
                          f"ahead; it now takes {list(cfg.action.route_lookahead_m)} m")
+            if parts is None:
+                self.log(f"train: trained parts from {source}")
+            else:
+                state = _with_fresh_parts(state, model, parts)
+                self.log(f"train: {', '.join(parts)} from {source}; the other trained parts fresh (seed {opts.seed})")
             load_state_strict(model, state)
-            self.log(f"train: trained parts from {source}")
         return model.to(self.env.device)
 
     # ----- checkpoints -----------------------------------------------------------------

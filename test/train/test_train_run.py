@@ -163,6 +163,11 @@ def test_init_parts_take_those_parts_from_the_checkpoint_and_start_the_others_fr
                       init_parts=["projektor"]), log=_quiet)
     with pytest.raises(ValueError, match="only with init"):
         _opts(tmp_path / "none", init_parts=["ae"])
+    from automot_ros.train.cli import main
+
+    with pytest.raises(SystemExit, match="automot train: init_parts: only with init"):
+        main(["--config", "tiny", "--data", "synthetic:16", "--out", str(tmp_path / "cli"), "--init-parts", "ae"])
+    assert not (tmp_path / "cli").exists()
 
 
 def test_datasets_pool_with_a_cache_each_so_an_added_collection_reuses_the_others(tmp_path):

@@ -106,7 +106,11 @@ def options_from_args(args):
 def cmd_train(args) -> int:
     from automot_ros.train.trainer import train
 
-    train(options_from_args(args))
+    try:
+        opts = options_from_args(args)
+    except ValueError as error:
+        raise SystemExit(f"automot train: {error}")
+    train(opts)
     return 0
 
 

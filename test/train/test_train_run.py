@@ -161,6 +161,12 @@ def test_init_parts_take_those_parts_from_the_checkpoint_and_start_the_others_fr
     with pytest.raises(ValueError, match=r"init parts \['projektor'\]: choose from \['frame_encoder'"):
         Trainer(_opts(tmp_path / "typo", stage="ae", init=str(tmp_path / "base" / "model.safetensors"),
                       init_parts=["projektor"]), log=_quiet)
+    from automot_ros.train.release import save_trained
+
+    no_projector = save_trained({k: v for k, v in base.items() if not k.startswith("projector.")},
+                                trainer.model.cfg, tmp_path / "no-projector.safetensors")
+    with pytest.raises(ValueError, match=r"missing \['projector\."):  # a named part must be in the file
+        Trainer(_opts(tmp_path / "partial", stage="ae", init=str(no_projector), init_parts=ue), log=_quiet)
     with pytest.raises(ValueError, match="only with init"):
         _opts(tmp_path / "none", init_parts=["ae"])
     from automot_ros.train.cli import main

@@ -96,7 +96,8 @@ def options_from_args(args):
         projector_steps=args.projector_steps, ae_steps=args.ae_steps, answer_steps=args.answer_steps,
         batch=args.batch, text_batch=args.text_batch, lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, resume=args.resume,
-        init=args.init, init_parts=args.init_parts.split(",") if args.init_parts else None, split=args.split, eval_split=args.eval_split or None, ue_period_s=args.ue_period,
+        init=args.init, init_parts=args.init_parts.split(",") if args.init_parts else None, split=args.split,
+        eval_split=args.eval_split or None, ue_period_s=args.ue_period,
         cache_dir=args.cache_dir, ckpt_every=args.ckpt_every, threads=args.threads, workers=args.workers,
         device=args.device, fsdp=args.fsdp, progress=not args.no_progress, release=not args.no_release,
         stop_after=args.stop_after, ae_loss=ActionLossConfig(

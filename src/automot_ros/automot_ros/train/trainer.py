@@ -147,21 +147,19 @@ class TrainOptions:
         return float(self.lr if self.lr is not None else DEFAULT_LR[stage])
 
 
-def trained_parts(model) -> List[str]:
-    """The top-level modules of a model's trained tensors, in state-dict order (smol:
-    projector, ae, answer_adapter; tiny also frame_encoder and decoder)."""
-    return list(dict.fromkeys(name.split(".", 1)[0] for name in trained_state_dict(model)))
-
-
 def _with_fresh_parts(state: Dict[str, torch.Tensor], model, parts: Sequence[str]) -> Dict[str, torch.Tensor]:
-    """``state`` with every trained part but ``parts`` replaced by ``model``'s own tensors."""
-    known = trained_parts(model)
+    """``state``'s tensors of the trained ``parts`` (top-level modules) and ``model``'s own
+    tensors for the other trained parts; ``load_state_strict`` then checks completeness."""
+    def part(name: str) -> str:
+        return name.split(".", 1)[0]
+
+    fresh = trained_state_dict(model)
+    known = list(dict.fromkeys(part(name) for name in fresh))
     unknown = sorted(set(parts) - set(known))
     if unknown or not parts:
         raise ValueError(f"init parts {unknown or list(parts)}: choose from {known}")
-    fresh = trained_state_dict(model)
-    return {name: (state[name] if name.split(".", 1)[0] in parts and name in state else tensor)
-            for name, tensor in fresh.items()}
+    return {**{name: tensor for name, tensor in state.items() if part(name) in parts},
+            **{name: tensor for name, tensor in fresh.items() if part(name) not in parts}}
 
 
 class TrainStep(nn.Module):

@@ -147,19 +147,24 @@ class TrainOptions:
         return float(self.lr if self.lr is not None else DEFAULT_LR[stage])
 
 
+def _part(name: str) -> str:
+    """The trained part (top-level module) a state dict entry belongs to."""
+    return name.split(".", 1)[0]
+
+
+def _trained_parts(model) -> List[str]:
+    return list(dict.fromkeys(_part(name) for name in trained_state_dict(model)))
+
+
 def _with_fresh_parts(state: Dict[str, torch.Tensor], model, parts: Sequence[str]) -> Dict[str, torch.Tensor]:
     """``state``'s tensors of the trained ``parts`` (top-level modules) and ``model``'s own
     tensors for the other trained parts; ``load_state_strict`` then checks completeness."""
-    def part(name: str) -> str:
-        return name.split(".", 1)[0]
-
-    fresh = trained_state_dict(model)
-    known = list(dict.fromkeys(part(name) for name in fresh))
+    known = _trained_parts(model)
     unknown = sorted(set(parts) - set(known))
     if unknown or not parts:
         raise ValueError(f"init parts {unknown or list(parts)}: choose from {known}")
-    return {**{name: tensor for name, tensor in state.items() if part(name) in parts},
-            **{name: tensor for name, tensor in fresh.items() if part(name) not in parts}}
+    return {**{name: tensor for name, tensor in state.items() if _part(name) in parts},
+            **{name: tensor for name, tensor in trained_state_dict(model).items() if _part(name) not in parts}}
 
 
 class TrainStep(nn.Module):
@@ -351,8 +356,8 @@ class Trainer:
             # Only an answer adapter may be new (it starts untrained, which changes nothing),
             # and the AE's route targets may lie at other distances (the fine-tune adapts).
             check_initializes(source, ckpt_cfg, cfg)
-            if ckpt_cfg.decoder.answer_adapter_rank != cfg.decoder.answer_adapter_rank:
-                state = {**state, **{f"answer_adapter.{k}": v for k, v in model.answer_adapter.state_dict().items()}}
+            if parts is None and ckpt_cfg.decoder.answer_adapter_rank != cfg.decoder.answer_adapter_rank:
+                parts = [part for part in _trained_parts(model) if part != "answer_adapter"]
                 self.log(f"train: {source} has no answer adapter; it starts untrained")
             if ckpt_cfg.action.route_lookahead_m != cfg.action.route_lookahead_m:
                 self.log(f"train: {source}'s AE took route targets {list(ckpt_cfg.action.route_lookahead_m)} m "

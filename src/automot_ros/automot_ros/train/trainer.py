@@ -152,19 +152,21 @@ def _part(name: str) -> str:
     return name.split(".", 1)[0]
 
 
-def _trained_parts(model) -> List[str]:
-    return list(dict.fromkeys(_part(name) for name in trained_state_dict(model)))
+def _parts_of(state: Dict[str, torch.Tensor]) -> List[str]:
+    """The parts of a state dict, in its order (smol: projector, ae, answer_adapter)."""
+    return list(dict.fromkeys(_part(name) for name in state))
 
 
 def _with_fresh_parts(state: Dict[str, torch.Tensor], model, parts: Sequence[str]) -> Dict[str, torch.Tensor]:
     """``state``'s tensors of the trained ``parts`` (top-level modules) and ``model``'s own
     tensors for the other trained parts; ``load_state_strict`` then checks completeness."""
-    known = _trained_parts(model)
+    fresh = trained_state_dict(model)
+    known = _parts_of(fresh)
     unknown = sorted(set(parts) - set(known))
     if unknown or not parts:
         raise ValueError(f"init parts {unknown or list(parts)}: choose from {known}")
     return {**{name: tensor for name, tensor in state.items() if _part(name) in parts},
-            **{name: tensor for name, tensor in trained_state_dict(model).items() if _part(name) not in parts}}
+            **{name: tensor for name, tensor in fresh.items() if _part(name) not in parts}}
 
 
 class TrainStep(nn.Module):
@@ -357,7 +359,7 @@ class Trainer:
             # and the AE's route targets may lie at other distances (the fine-tune adapts).
             check_initializes(source, ckpt_cfg, cfg)
             if parts is None and ckpt_cfg.decoder.answer_adapter_rank != cfg.decoder.answer_adapter_rank:
-                parts = [part for part in _trained_parts(model) if part != "answer_adapter"]
+                parts = [part for part in _parts_of(trained_state_dict(model)) if part != "answer_adapter"]
                 self.log(f"train: {source} has no answer adapter; it starts untrained")
             if ckpt_cfg.action.route_lookahead_m != cfg.action.route_lookahead_m:
                 self.log(f"train: {source}'s AE took route targets {list(ckpt_cfg.action.route_lookahead_m)} m "

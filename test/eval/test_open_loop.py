@@ -187,11 +187,16 @@ def test_collision_rates_in_both_conventions_with_the_exclusion_rule():
     assert only_first == pytest.approx(
         {"1s": 100.0, "2s": 100.0, "3s": 100.0, "avg": 100.0, "num_frames": 1, "num_excluded": 0}
     )
-    # Per-frame shares of "avg": their mean over the scored frames is the rate; the rest NaN.
+    # Per-frame shares of each horizon's rate and of "avg": their mean over the scored frames
+    # is the rate; the rest NaN.
     for convention, rates in (("stp3", stp3), ("uniad", uniad)):
-        scores = hits.frame_scores(convention)
-        assert np.isnan(scores[2:]).all()
-        assert float(scores[:2].mean()) == pytest.approx(rates["avg"])
+        for horizon in ("1s", "2s", "3s", "avg"):
+            scores = hits.frame_scores(convention, horizon)
+            assert np.isnan(scores[2:]).all()
+            assert float(scores[:2].mean()) == pytest.approx(rates[horizon])
+    assert hits.frame_scores("stp3")[0] == pytest.approx(stp3["avg"] * 2)  # frame 1 scores 0
+    with pytest.raises(ValueError, match="horizon"):
+        hits.frame_scores("stp3", "4s")
 
 
 def test_episode_bootstrap_difference_resamples_whole_episodes():

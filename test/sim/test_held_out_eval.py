@@ -43,6 +43,9 @@ def test_open_loop_scores_the_model_and_an_exact_constant_velocity_baseline(stor
     difference = metrics["collision_model_minus_cv_pct"]["stp3"]
     assert difference["episodes"] == metrics["episodes"]
     assert difference["ci95_low"] <= difference["difference"] <= difference["ci95_high"]
+    by_horizon = metrics["collision_model_minus_cv_pct_by_horizon"]
+    assert set(by_horizon) == {"1s", "2s", "3s"} and by_horizon["3s"]["uniad"]["episodes"] == metrics["episodes"]
+    assert "- uniad: 1s " in report
     assert (tmp_path / "l2_collision.png").stat().st_size > 1000
 
 

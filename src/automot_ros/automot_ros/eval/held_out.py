@@ -29,6 +29,7 @@ import torch
 from automot_ros.eval.open_loop import (
     CONVENTIONS,
     FUTURE_TIMES_S,
+    HORIZON_STEPS,
     TURN_OFFSET_M,
     CollisionHits,
     collision_hits,
@@ -80,10 +81,11 @@ def score_waypoints(pred_xy: np.ndarray, gt_xy: np.ndarray, hits: CollisionHits)
             "collision_pct": {c: hits.at_horizons(c) for c in CONVENTIONS}}
 
 
-def collision_difference(model: CollisionHits, baseline: CollisionHits, episode: np.ndarray) -> dict:
-    """Per convention: the model's "avg" collision rate minus the baseline's [percentage
-    points] on the same frames, with its episode-bootstrap 95 % interval."""
-    return {c: episode_bootstrap_difference(model.frame_scores(c), baseline.frame_scores(c), episode)
+def collision_difference(model: CollisionHits, baseline: CollisionHits, episode: np.ndarray,
+                         horizon: str = "avg") -> dict:
+    """Per convention: the model's collision rate at ``horizon`` minus the baseline's
+    [percentage points] on the same frames, with its episode-bootstrap 95 % interval."""
+    return {c: episode_bootstrap_difference(model.frame_scores(c, horizon), baseline.frame_scores(c, horizon), episode)
             for c in CONVENTIONS}
 
 
@@ -127,6 +129,10 @@ def run_open_loop(opts: OpenLoopOptions, log=print) -> dict:
                      "constant-velocity": {**score_waypoints(cv_xy, gt_xy, hits["constant-velocity"]),
                                            "path": path_scores(straight_path(len(gt_path)), gt_path, PATH_SPACING_M)}},
         "collision_model_minus_cv_pct": collision_difference(hits["model"], hits["constant-velocity"], episode),
+        # The conventions differ only in how the horizons are combined: the differences at
+        # each horizon show where a difference of the averages comes from.
+        "collision_model_minus_cv_pct_by_horizon": {
+            h: collision_difference(hits["model"], hits["constant-velocity"], episode, h) for h in HORIZON_STEPS},
         "meta_action_accuracy_now": {"lateral": float(correct[:, 0].mean()), "longitudinal": float(correct[:, 1].mean())},
         "wall_s": round(time.perf_counter() - t0, 1),
     }
@@ -181,6 +187,7 @@ def summary_lines(metrics: dict) -> List[str]:
         lines.append(f"  {name:18s} path  {_path_text(scores['path'])}")
     lines += [f"  collision avg, model - constant velocity ({c}): {_difference_text(d)}"
               for c, d in metrics["collision_model_minus_cv_pct"].items()]
+    lines += [f"  by horizon ({c}): {text}" for c, text in _by_horizon_texts(metrics).items()]
     acc = metrics["meta_action_accuracy_now"]
     lines.append(f"  model meta-action accuracy (now): lateral {acc['lateral']:.1%}, longitudinal {acc['longitudinal']:.1%}")
     return lines
@@ -195,6 +202,13 @@ def _path_text(path: dict) -> str:
 def _difference_text(d: dict) -> str:
     return (f"{d['difference']:+.2f} points, 95 % interval [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}] "
             f"(resampling the {d['episodes']} episodes)")
+
+
+def _by_horizon_texts(metrics: dict) -> dict:
+    """Per convention, the model-minus-constant-velocity collision difference at each horizon."""
+    by_horizon = metrics["collision_model_minus_cv_pct_by_horizon"]
+    return {c: "; ".join(f"{h} {d[c]['difference']:+.2f} [{d[c]['ci95_low']:+.2f}, {d[c]['ci95_high']:+.2f}]"
+                         for h, d in by_horizon.items()) for c in CONVENTIONS}
 
 
 def _markdown(metrics: dict, plot: Optional[Path]) -> str:
@@ -223,6 +237,8 @@ def _markdown(metrics: dict, plot: Optional[Path]) -> str:
         "a few events decide these rates and the frames of one episode are not independent, so the "
         "interval comes from resampling whole episodes.", "",
         *[f"- {c}: {_difference_text(d)}" for c, d in metrics["collision_model_minus_cv_pct"].items()], "",
+        "The same at each horizon, points [95 % interval]:", "",
+        *[f"- {c}: {text}" for c, text in _by_horizon_texts(metrics).items()], "",
         f"Model meta-action accuracy (now): lateral {acc['lateral']:.1%}, longitudinal {acc['longitudinal']:.1%}.",
     ]
     if plot is not None:
@@ -237,7 +253,7 @@ def _plot(path: Path, metrics: dict) -> Optional[Path]:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    horizons = ("1s", "2s", "3s")
+    horizons = tuple(HORIZON_STEPS)
     x = np.arange(len(horizons))
     for ax, key, unit in ((axes[0], "l2_m", "L2 [m]"), (axes[1], "collision_pct", "collision rate [%]")):
         for k, name in enumerate(POLICIES):

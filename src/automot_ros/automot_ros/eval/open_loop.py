@@ -249,11 +249,15 @@ class CollisionHits:
         result["num_excluded"] = int(self.excluded.sum())
         return result
 
-    def frame_scores(self, convention: str) -> np.ndarray:
-        """Each frame's share [%] of the "avg" rate [N] (NaN where not scored): the mean of
-        the scored frames' values is ``at_horizons(convention)["avg"]``."""
-        per_horizon = list(_per_frame_at_horizons(100.0 * self.per_step, convention).values())
-        return np.where(self.scored, np.mean(per_horizon, axis=0), np.nan)
+    def frame_scores(self, convention: str, horizon: str = "avg") -> np.ndarray:
+        """Each frame's share [%] of the rate at ``horizon`` ("1s", "2s", "3s" or "avg") [N]
+        (NaN where not scored): the mean of the scored frames' values is
+        ``at_horizons(convention)[horizon]``."""
+        per_horizon = _per_frame_at_horizons(100.0 * self.per_step, convention)
+        per_horizon["avg"] = np.mean(list(per_horizon.values()), axis=0)
+        if horizon not in per_horizon:
+            raise ValueError(f"horizon must be one of {tuple(per_horizon)}, got {horizon!r}")
+        return np.where(self.scored, per_horizon[horizon], np.nan)
 
 
 def collision_hits(

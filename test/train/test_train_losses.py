@@ -23,6 +23,7 @@ from automot_ros.train.losses import (
     speed_smooth_l1,
     waypoint_directions,
     waypoint_l1,
+    waypoint_mode_losses,
 )
 
 NAN_ROW = [float("nan")] * 5
@@ -63,7 +64,29 @@ def test_waypoint_l1_is_weighted_per_step_on_offsets():
     late = target.clone()
     late[0, 5, 1] += 1.0  # only the last offset: weight 1
     assert float(waypoint_l1(late, target)) == pytest.approx(0.5 / float(w.sum()))
+    both = waypoint_l1(torch.stack([pred, late], 1), target[:, None])  # [B, M] trajectories at once
+    assert both.shape == (1, 2) and both[0].tolist() == pytest.approx([float(expected), 0.5 / float(w.sum())])
     assert WAYPOINT_WEIGHTS == (3.0, 3.0, 2.0, 2.0, 1.0, 1.0)
+
+
+def test_several_waypoint_modes_train_only_the_nearest_and_teach_the_scores_to_name_it():
+    future = _targets()["future_xy"]
+    lane = torch.tensor([0.0, 3.5])
+    near = future.clone()
+    near[:, 0, 0] += 0.2  # the expert's trajectory but for its first point
+    modes = torch.stack([future + lane, near, future - lane], 1).requires_grad_(True)  # [B, 3, 6, 2]
+    logits = torch.zeros(2, 3, requires_grad=True)
+    out = waypoint_mode_losses(modes, logits, future)
+    assert out["waypoint_l1"].item() == pytest.approx(float(waypoint_l1(near, future).mean()))
+    assert out["mode_ce"].item() == pytest.approx(float(torch.log(torch.tensor(3.0))))
+    (out["waypoint_l1"] + out["mode_ce"]).backward()
+    assert float(modes.grad[:, 1].abs().sum()) > 0
+    assert float(modes.grad[:, [0, 2]].abs().sum()) == 0.0  # the far modes keep their own futures
+    assert (logits.grad[:, 1] < 0).all() and (logits.grad[:, [0, 2]] > 0).all()  # gradient descent raises mode 1
+    # One mode is the release's term, and scores nothing.
+    one = waypoint_mode_losses(near[:, None], torch.zeros(2, 1), future)
+    assert float(one["waypoint_l1"]) == pytest.approx(float(waypoint_l1(near, future).mean()))
+    assert float(one["mode_ce"]) == 0.0
 
 
 def test_path_l1_on_offsets_and_speed_smooth_l1():
@@ -154,6 +177,14 @@ def test_action_losses_total_and_metrics():
     release_only = action_losses(swerve, targets, ActionLossConfig(agents=0.0))
     assert float(out["loss"] - release_only["loss"]) == pytest.approx(
         ActionLossConfig().agents * float(out["agent_clearance"]), rel=1e-5)
+    # With every waypoint mode: the expert's among them costs no L1, and the scores' CE counts
+    # like the decisions' (uniform scores over 2 modes: log 2 at weight 2).
+    moded = _plan_from(targets, perfect_lat, perfect_lon)
+    moded.waypoint_modes = torch.stack([targets["future_xy"] + 3.5, targets["future_xy"]], 1)
+    moded.mode_logits = torch.zeros(2, 2)
+    out = action_losses(moded, targets, ActionLossConfig(decision=2.0))
+    assert float(out["waypoint_l1"]) == 0.0
+    assert float(out["loss"]) == pytest.approx(2.0 * float(torch.log(torch.tensor(2.0))), rel=1e-5)
 
 
 def test_action_losses_have_gradients_for_every_output():

@@ -119,7 +119,7 @@ def test_the_answer_stage_trains_only_the_adapter_from_a_checkpoint_without_one(
         train(_opts(tmp_path / "none", stage="answer", steps=1), log=_quiet)
 
 
-def test_an_ae_fine_tune_may_move_the_route_targets_but_not_change_the_ue(tmp_path):
+def test_an_ae_fine_tune_may_move_the_route_targets_and_a_fresh_ae_change_shape_but_not_the_ue(tmp_path):
     def variant(name: str, section: str, key: str, value) -> str:
         config = yaml.safe_load((config_dir() / "models" / "tiny.yaml").read_text())
         config["name"] = "tiny"
@@ -140,6 +140,13 @@ def test_an_ae_fine_tune_may_move_the_route_targets_but_not_change_the_ue(tmp_pa
     with pytest.raises(ValueError, match="another config"):  # a changed UE is no fine-tune
         train(_opts(tmp_path / "deeper", config=variant("deeper", "decoder", "layers", 3), stage="ae", steps=1,
                     init=str(base)), log=_quiet)
+    # Another AE shape (several waypoint modes) starts only from the checkpoint's other parts.
+    modes = variant("modes", "action", "waypoint_modes", 3)
+    with pytest.raises(ValueError, match="another config"):
+        train(_opts(tmp_path / "modes-all", config=modes, stage="ae", steps=1, init=str(base)), log=_quiet)
+    train(_opts(tmp_path / "modes", config=modes, stage="ae", steps=2, init=str(base),
+                init_parts=["frame_encoder", "projector", "decoder"]), log=_quiet)
+    assert build_model(modes, checkpoint=tmp_path / "modes" / "tiny.fp16.safetensors").ae.mode_head is not None
 
 
 def test_init_parts_take_those_parts_from_the_checkpoint_and_start_the_others_fresh(tmp_path):

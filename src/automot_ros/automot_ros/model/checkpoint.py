@@ -120,14 +120,19 @@ def check_serves(path: Union[str, Path], trained: ModelConfig, config) -> None:
         raise ValueError(f"checkpoint {path} was trained with another config than {config!r}")
 
 
-def check_initializes(path: Union[str, Path], trained: ModelConfig, config) -> None:
+def check_initializes(path: Union[str, Path], trained: ModelConfig, config, parts=None) -> None:
     """Refuse checkpoint ``path``, trained with config ``trained``, as the start of training
-    the model ``config`` unless it would serve it (``check_serves``) but for the AE's route
-    lookahead: the target points share one embedding, so the same tensors take more or
-    other distances, and a fine-tune teaches the AE to use them."""
+    the model ``config`` unless it would serve it (``check_serves``) but for the AE: its
+    route lookahead may differ (the target points share one embedding, so the same tensors
+    take more or other distances, and a fine-tune teaches the AE to use them), and all of
+    it when ``parts`` (the trained parts taken from the checkpoint; None: all) leaves the AE
+    out, because it then starts fresh."""
     wanted = load_model_config(config)
-    lookahead = dataclasses.replace(trained.action, route_lookahead_m=wanted.action.route_lookahead_m)
-    check_serves(path, dataclasses.replace(trained, action=lookahead), wanted)
+    if parts is not None and "ae" not in parts:
+        action = wanted.action
+    else:
+        action = dataclasses.replace(trained.action, route_lookahead_m=wanted.action.route_lookahead_m)
+    check_serves(path, dataclasses.replace(trained, action=action), wanted)
 
 
 def load_checkpoint(path: Union[str, Path], config=None, release_names: bool = False) -> AutoMoT:

@@ -99,6 +99,9 @@ class ActionExpertConfig:
     decision_queries: int = 8
     path_queries: int = 20
     waypoint_queries: int = 6
+    # Candidate waypoint trajectories with a score each; the plan is the best-scored one
+    # (model/action_expert.py). 1: the release's single trajectory.
+    waypoint_modes: int = 1
     horizons: int = 3  # decisions for now, +1 s, +2 s
     lateral_classes: int = 5
     longitudinal_classes: int = 4
@@ -109,6 +112,8 @@ class ActionExpertConfig:
         if not d or any(b <= a for a, b in zip((0.0,) + d, d)):  # positive, increasing
             raise ValueError(f"route_lookahead_m must be increasing positive distances, got {list(d)}")
         object.__setattr__(self, "route_lookahead_m", d)
+        if self.waypoint_modes < 1:
+            raise ValueError(f"waypoint_modes must be at least 1, got {self.waypoint_modes}")
 
     @property
     def target_points(self) -> int:

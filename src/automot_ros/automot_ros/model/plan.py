@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -16,6 +17,9 @@ class Plan:
     lateral_logits [B, 3, 5] and longitudinal_logits [B, 3, 4]: decisions for now, +1 s, +2 s.
     path [B, 20, 2]: points about 1 m apart.  waypoints [B, 6, 2]: 0.5 s apart.
     speed [B, 3]: auxiliary speed head.
+    waypoint_modes [B, M, 6, 2] and mode_logits [B, M]: every waypoint candidate and its
+    score, of which ``waypoints`` is the best-scored (training only: ``ActionExpert.forward``
+    with ``all_modes``).
     """
 
     lateral_logits: torch.Tensor
@@ -23,6 +27,8 @@ class Plan:
     path: torch.Tensor
     waypoints: torch.Tensor
     speed: torch.Tensor
+    waypoint_modes: Optional[torch.Tensor] = None
+    mode_logits: Optional[torch.Tensor] = None
 
     @property
     def lateral(self) -> torch.Tensor:

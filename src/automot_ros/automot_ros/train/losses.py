@@ -4,6 +4,7 @@ Action Expert (DESIGN.md section 1, "Training (release)"):
 
     total = w_decision * (CE(lateral) + CE(longitudinal))
           + w_waypoints * weighted L1 on waypoint offsets, step weights [3, 3, 2, 2, 1, 1]
+          + w_decision * CE(mode scores) (ours, several waypoint modes only; see below)
           + w_path * L1 on path offsets
           + w_speed * smooth-L1 on the speed head
           + w_agents * agent_clearance (ours, see below)
@@ -19,6 +20,12 @@ the waypoint L1 is a weighted mean over the 6 steps (weights normalized to sum 1
 mean over x and y; the path L1 is the mean over 20 points and x, y; the speed head's 3
 values are the ego's speed at +1 s, +2 s, +3 s (``SPEED_TARGET_STEPS`` of the 6 future
 speeds at 0.5 ... 3 s); smooth-L1 with beta 1 m/s.
+
+Several waypoint modes (``action.waypoint_modes`` > 1, ours): winner-takes-all, as in
+MultiPath and MTR. Only the mode nearest the expert (lowest waypoint L1) takes the L1, and the
+mode scores learn to name it (``mode_ce``, weighted like the decisions: it is the choice of a
+trajectory). One regression target over futures that fork (change lanes now or later, or
+not at all) lands between them, which is where the other lane's cars drive.
 
 One term is ours, not the release's: ``agent_clearance`` (weight ``w_agents``), an
 ego-agent collision term in the spirit of VAD's planning constraints. The L1 terms only
@@ -51,7 +58,8 @@ WAYPOINT_WEIGHTS = (3.0, 3.0, 2.0, 2.0, 1.0, 1.0)
 # Indices into future_speed [6] (0.5, 1.0, ... 3.0 s) that the 3-value speed head predicts.
 SPEED_TARGET_STEPS = (1, 3, 5)
 SPEED_BETA_MPS = 1.0
-AE_LOSS_NAMES = ("lateral_ce", "longitudinal_ce", "waypoint_l1", "path_l1", "speed_smooth_l1", "agent_clearance")
+AE_LOSS_NAMES = ("lateral_ce", "longitudinal_ce", "waypoint_l1", "mode_ce", "path_l1", "speed_smooth_l1",
+                 "agent_clearance")
 COVER_CIRCLES = 5
 # Below this step length [m] a waypoint's heading is taken from the expert's step (standing still).
 MIN_HEADING_STEP_M = 0.2
@@ -70,9 +78,9 @@ class ActionLossConfig:
 
 
 def offsets(points: torch.Tensor) -> torch.Tensor:
-    """points [B, K, 2] (ego frame, from the ego at the origin) -> offsets [B, K, 2]:
-    points[:, 0] - 0, then points[:, k] - points[:, k - 1]."""
-    return torch.diff(points, dim=1, prepend=points.new_zeros(points.shape[0], 1, points.shape[2]))
+    """points [..., K, 2] (ego frame, from the ego at the origin) -> offsets [..., K, 2]:
+    points[..., 0, :] - 0, then points[..., k, :] - points[..., k - 1, :]."""
+    return torch.diff(points, dim=-2, prepend=torch.zeros_like(points[..., :1, :]))
 
 
 def decision_ce(lateral_logits: torch.Tensor, longitudinal_logits: torch.Tensor,
@@ -84,11 +92,24 @@ def decision_ce(lateral_logits: torch.Tensor, longitudinal_logits: torch.Tensor,
 
 
 def waypoint_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """pred, target [B, 6, 2] waypoints (m) -> L1 on offsets, steps weighted WAYPOINT_WEIGHTS
-    (normalized), mean over x, y and the batch."""
+    """pred [..., 6, 2], target [B, 6, 2] waypoints (m), pred's leading dims broadcasting
+    against B -> L1 on offsets per trajectory [...], steps weighted WAYPOINT_WEIGHTS
+    (normalized), mean over x and y."""
     w = pred.new_tensor(WAYPOINT_WEIGHTS)
-    per_step = (offsets(pred) - offsets(target)).abs().mean(-1)  # [B, 6]
-    return (per_step * (w / w.sum())).sum(-1).mean()
+    per_step = (offsets(pred) - offsets(target)).abs().mean(-1)  # [..., 6]
+    return (per_step * (w / w.sum())).sum(-1)
+
+
+def waypoint_mode_losses(waypoint_modes: torch.Tensor, mode_logits: torch.Tensor,
+                         target: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """waypoint_modes [B, M, 6, 2], mode_logits [B, M], target [B, 6, 2] -> winner-takes-all
+    (module docstring): "waypoint_l1", the batch mean of the nearest mode's ``waypoint_l1``,
+    and "mode_ce", the CE of the scores against that mode (0 for one mode)."""
+    per_mode = waypoint_l1(waypoint_modes, target[:, None])  # [B, M]
+    nearest = per_mode.detach().argmin(-1)
+    out = {"waypoint_l1": per_mode.gather(1, nearest[:, None]).mean()}
+    out["mode_ce"] = F.cross_entropy(mode_logits, nearest) if mode_logits.shape[1] > 1 else per_mode.new_zeros(())
+    return out
 
 
 def path_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -163,17 +184,22 @@ def agent_clearance(pred: torch.Tensor, target: torch.Tensor, agents: torch.Tens
 
 def action_losses(plan: Plan, batch: Dict[str, torch.Tensor],
                   weights: ActionLossConfig = ActionLossConfig()) -> Dict[str, torch.Tensor]:
-    """The AE's losses for a batch with labels [B, 3, 2], future_xy [B, 6, 2], path_xy
+    """The AE's losses for ``plan`` (every waypoint mode if it holds them, else its
+    waypoints) and a batch with labels [B, 3, 2], future_xy [B, 6, 2], path_xy
     [B, 20, 2], future_speed [B, 6], future_agents [B, 6, A, 5] -> {"loss": weighted total, each term of
     AE_LOSS_NAMES}; plus detached metrics: "waypoint_l2" (mean L2 over the 6 waypoints, m),
     "l2_3s" (L2 at 3 s), "decision_acc" (both classes right, all horizons)."""
     out = decision_ce(plan.lateral_logits, plan.longitudinal_logits, batch["labels"])
-    out["waypoint_l1"] = waypoint_l1(plan.waypoints, batch["future_xy"])
+    if plan.waypoint_modes is None:  # the plan's one trajectory: the release's term
+        modes, mode_logits = plan.waypoints[:, None], plan.waypoints.new_zeros(plan.waypoints.shape[0], 1)
+    else:
+        modes, mode_logits = plan.waypoint_modes, plan.mode_logits
+    out.update(waypoint_mode_losses(modes, mode_logits, batch["future_xy"]))
     out["path_l1"] = path_l1(plan.path, batch["path_xy"])
     out["speed_smooth_l1"] = speed_smooth_l1(plan.speed, batch["future_speed"])
     out["agent_clearance"] = agent_clearance(plan.waypoints, batch["future_xy"], batch["future_agents"],
                                              weights.agent_margin_m)
-    out["loss"] = (weights.decision * (out["lateral_ce"] + out["longitudinal_ce"])
+    out["loss"] = (weights.decision * (out["lateral_ce"] + out["longitudinal_ce"] + out["mode_ce"])
                    + weights.waypoints * out["waypoint_l1"] + weights.path * out["path_l1"]
                    + weights.speed * out["speed_smooth_l1"] + weights.agents * out["agent_clearance"])
     with torch.no_grad():
@@ -196,4 +222,4 @@ def answer_ce(logits: torch.Tensor, text_ids: torch.Tensor, loss_mask: torch.Ten
 
 __all__ = ["AE_LOSS_NAMES", "ActionLossConfig", "COVER_CIRCLES", "SPEED_TARGET_STEPS", "WAYPOINT_WEIGHTS",
            "action_losses", "agent_clearance", "agent_penetration", "answer_ce", "covering_circles", "decision_ce",
-           "offsets", "path_l1", "speed_smooth_l1", "waypoint_directions", "waypoint_l1"]
+           "offsets", "path_l1", "speed_smooth_l1", "waypoint_directions", "waypoint_l1", "waypoint_mode_losses"]

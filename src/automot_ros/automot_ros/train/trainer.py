@@ -182,7 +182,8 @@ class TrainStep(nn.Module):
         if stage == "context":  # the cache's UE pass (through the wrapper: FSDP gathers for it)
             return self.model.context_kv(batch["frames"], batch["instruction"],
                                          kv_heads=self.model.cfg.action.kv_heads)
-        return self.model.ae(batch["context_kv"], batch["scene_input"], batch["target_points"], batch["speed"])
+        return self.model.ae(batch["context_kv"], batch["scene_input"], batch["target_points"], batch["speed"],
+                             all_modes=True)
 
 
 def set_trainable(model, stage: str) -> None:
@@ -356,8 +357,9 @@ class Trainer:
         if source is not None:
             ckpt_cfg, state = read_checkpoint(source)
             # Only an answer adapter may be new (it starts untrained, which changes nothing),
-            # and the AE's route targets may lie at other distances (the fine-tune adapts).
-            check_initializes(source, ckpt_cfg, cfg)
+            # and the AE's route targets may lie at other distances (the fine-tune adapts),
+            # or the whole AE differ when it starts fresh.
+            check_initializes(source, ckpt_cfg, cfg, parts)
             if parts is None and ckpt_cfg.decoder.answer_adapter_rank != cfg.decoder.answer_adapter_rank:
                 parts = [part for part in _parts_of(trained_state_dict(model)) if part != "answer_adapter"]
                 self.log(f"train: {source} has no answer adapter; it starts untrained")

@@ -110,6 +110,7 @@ class ActionExpert(nn.Module):
         decision = self.decision_head(h[:, d0:p0].flatten(1)).view(b, c.horizons, -1)
         lateral, longitudinal = decision.split([c.lateral_classes, c.longitudinal_classes], -1)
         waypoint_states = h[:, w0:w0 + c.waypoint_queries]
+        pooled = waypoint_states.mean(1)  # the speed and mode heads' input
         # Offsets then cumsum: each query predicts one step, not an absolute position.
         path = self.path_head(h[:, p0:w0]).cumsum(1)
         steps = self.waypoint_head(waypoint_states).view(b, c.waypoint_queries, c.waypoint_modes, 2)
@@ -118,10 +119,10 @@ class ActionExpert(nn.Module):
             mode_logits = waypoint_modes.new_zeros(b, 1)
             waypoints = waypoint_modes[:, 0]
         else:
-            mode_logits = self.mode_head(waypoint_states.mean(1))
+            mode_logits = self.mode_head(pooled)
             best = mode_logits.argmax(-1)[:, None, None, None].expand(-1, 1, c.waypoint_queries, 2)
             waypoints = waypoint_modes.gather(1, best).squeeze(1)
-        out = (lateral, longitudinal, path, waypoints, self.speed_head(waypoint_states.mean(1)))
+        out = (lateral, longitudinal, path, waypoints, self.speed_head(pooled))
         return out + (waypoint_modes, mode_logits) if all_modes else out
 
     def forward(self, context_kv: torch.Tensor, scene_input: torch.Tensor,

@@ -1,5 +1,6 @@
-"""Helpers shared by the test suite: child processes that are always reaped, and the
-checks that a test left nothing behind (processes, shared-memory segments)."""
+"""Helpers shared by the test suite: child processes that are always reaped, the checks
+that a test left nothing behind (processes, shared-memory segments), and tiny Action Experts
+with random inputs (torch is imported only by those)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,29 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHM_DIR = Path("/dev/shm")
+
+
+def tiny_model_with_action(**action_fields):
+    """The untrained tiny model with these ``ActionExpertConfig`` fields replaced."""
+    import dataclasses
+
+    from automot_ros.model import build_model, load_model_config
+
+    tiny = load_model_config("tiny")
+    return build_model(dataclasses.replace(tiny, action=dataclasses.replace(tiny.action, **action_fields)))
+
+
+def random_action_expert_inputs(model, batch: int, tokens: int, generator) -> tuple:
+    """Inputs of ``model.action_expert`` for ``batch`` items on a ``tokens``-long context:
+    (context_kv [layers, 2, kv_heads, tokens, head_dim], scene_input uint8 [batch, 3, Hs, Ws],
+    target_points [batch, K, 2] within ~10 m, speed [batch] in 0-15 m/s)."""
+    import torch
+
+    d, action = model.cfg.decoder, model.cfg.action
+    return (torch.randn(d.layers, 2, d.kv_heads, tokens, d.head_dim, generator=generator),
+            torch.randint(0, 256, (batch, 3, *action.scene.image_size), dtype=torch.uint8, generator=generator),
+            torch.randn(batch, action.target_points, 2, generator=generator) * 10,
+            torch.rand(batch, generator=generator) * 15)
 
 
 def automot_segments() -> set:

@@ -10,6 +10,7 @@ import onnx
 import onnxruntime
 import pytest
 import torch
+from automot_testing import random_action_expert_inputs, tiny_model_with_action
 from onnx import TensorProto
 
 from automot_ros.engines.artifacts import INPUT_NAMES, META_MODEL_ID, META_PRECISION, OUTPUT_NAMES, engine_profile
@@ -99,18 +100,13 @@ def test_onnxruntime_matches_torch_at_other_context_lengths_and_batches(tiny_exp
     """Independent of the exporter's own report: fresh inputs, lengths and batch sizes
     the export never saw (the axes are dynamic)."""
     session = onnxruntime.InferenceSession(str(tiny_export.onnx(precision)), providers=["CPUExecutionProvider"])
-    d, scene = tiny_model.cfg.decoder, tiny_model.cfg.action.scene.image_size
     generator = torch.Generator().manual_seed(7)
     worst = {}
     for tokens, batch in ((7, 1), (150, 3), (333, 1)):
-        kv = torch.randn(d.layers, 2, d.kv_heads, tokens, d.head_dim, generator=generator)
-        pixels = torch.randint(0, 256, (batch, 3, *scene), dtype=torch.uint8, generator=generator)
-        targets = torch.randn(batch, 2, 2, generator=generator) * 10
-        speed = torch.rand(batch, generator=generator) * 15
+        inputs = random_action_expert_inputs(tiny_model, batch, tokens, generator)
         with torch.no_grad():
-            reference = [o.numpy() for o in tiny_model.action_expert(kv, pixels, targets, speed)]
-        outputs = session.run(None, dict(zip(INPUT_NAMES, (kv.numpy(), pixels.numpy(), targets.numpy(),
-                                                           speed.numpy()))))
+            reference = [o.numpy() for o in tiny_model.action_expert(*inputs)]
+        outputs = session.run(None, dict(zip(INPUT_NAMES, (t.numpy() for t in inputs))))
         for name, out, ref in zip(OUTPUT_NAMES, outputs, reference):
             assert out.shape == ref.shape
             tolerance = TOLERANCE[precision] * max(1.0, float(np.abs(ref).max()))
@@ -123,24 +119,15 @@ def test_onnxruntime_matches_torch_at_other_context_lengths_and_batches(tiny_exp
 
 def test_an_action_expert_with_more_route_targets_exports_them(tmp_path):
     """The target_points input takes the config's count (action.route_lookahead_m)."""
-    import dataclasses
-
     from automot_ros.engines.export import export_action_expert
-    from automot_ros.model import build_model, load_model_config
 
-    tiny = load_model_config("tiny")
-    model = build_model(dataclasses.replace(tiny, action=dataclasses.replace(tiny.action,
-                                                                           route_lookahead_m=(10.0, 20.0, 40.0))))
+    model = tiny_model_with_action(route_lookahead_m=(10.0, 20.0, 40.0))
     result = export_action_expert(model, tmp_path, precisions=["fp32"], context_lengths=[40])
     proto = onnx.load(str(result.files["fp32"]))
     shape = [d.dim_value or d.dim_param for d in proto.graph.input[INPUT_NAMES.index("target_points")].type.tensor_type.shape.dim]
     assert shape[1:] == [3, 2]
     session = onnxruntime.InferenceSession(str(result.files["fp32"]), providers=["CPUExecutionProvider"])
-    d, scene = model.cfg.decoder, model.cfg.action.scene.image_size
-    generator = torch.Generator().manual_seed(3)
-    inputs = (torch.randn(d.layers, 2, d.kv_heads, 40, d.head_dim, generator=generator),
-              torch.randint(0, 256, (2, 3, *scene), dtype=torch.uint8, generator=generator),
-              torch.randn(2, 3, 2, generator=generator) * 10, torch.rand(2, generator=generator) * 15)
+    inputs = random_action_expert_inputs(model, 2, tokens=40, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         reference = model.action_expert(*inputs)
     outputs = session.run(None, dict(zip(INPUT_NAMES, (t.numpy() for t in inputs))))

@@ -3,28 +3,16 @@ torch, in the joint pass and in the exported ONNX; one mode is the release's hea
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import onnxruntime
 import pytest
 import torch
 
-from automot_ros.model import build_model, load_model_config
+from automot_testing import random_action_expert_inputs, tiny_model_with_action
 
 
-def _tiny(modes: int):
-    tiny = load_model_config("tiny")
-    return build_model(dataclasses.replace(tiny, action=dataclasses.replace(tiny.action, waypoint_modes=modes)))
-
-
-def _ae_inputs(model, batch: int, tokens: int = 40, seed: int = 3):
-    d, scene = model.cfg.decoder, model.cfg.action.scene.image_size
-    g = torch.Generator().manual_seed(seed)
-    return (torch.randn(d.layers, 2, d.kv_heads, tokens, d.head_dim, generator=g),
-            torch.randint(0, 256, (batch, 3, *scene), dtype=torch.uint8, generator=g),
-            torch.randn(batch, model.cfg.action.target_points, 2, generator=g) * 10,
-            torch.rand(batch, generator=g) * 15)
+def _ae_inputs(model, batch: int):
+    return random_action_expert_inputs(model, batch, tokens=40, generator=torch.Generator().manual_seed(3))
 
 
 def _spread_mode_scores(model, inputs) -> None:
@@ -42,7 +30,7 @@ def _spread_mode_scores(model, inputs) -> None:
 
 
 def test_one_mode_is_the_release_head():
-    model = build_model("tiny")
+    model = tiny_model_with_action()
     assert model.ae.mode_head is None and model.ae.waypoint_head.out_features == 2
     with torch.no_grad():
         *plan, waypoint_modes, mode_logits = model.ae(*_ae_inputs(model, 2), all_modes=True)
@@ -51,7 +39,7 @@ def test_one_mode_is_the_release_head():
 
 
 def test_the_plan_is_the_best_scored_mode_and_the_modes_start_fanned_out():
-    model = _tiny(3)
+    model = tiny_model_with_action(waypoint_modes=3)
     inputs = _ae_inputs(model, 64)
     _spread_mode_scores(model, inputs)
     with torch.no_grad():
@@ -72,7 +60,7 @@ def test_forward_sync_and_onnx_pick_the_same_mode(tmp_path, make_inputs):
     from automot_ros.engines.artifacts import INPUT_NAMES
     from automot_ros.engines.export import export_action_expert
 
-    model = _tiny(3)
+    model = tiny_model_with_action(waypoint_modes=3)
     frames, instruction, scene, targets, speed = make_inputs(model, 4)
     context = model.understand(frames, instruction)
     with torch.no_grad():
@@ -93,6 +81,5 @@ def test_forward_sync_and_onnx_pick_the_same_mode(tmp_path, make_inputs):
 
 
 def test_mode_counts_below_one_are_refused():
-    tiny = load_model_config("tiny")
     with pytest.raises(ValueError, match="waypoint_modes must be at least 1"):
-        dataclasses.replace(tiny.action, waypoint_modes=0)
+        tiny_model_with_action(waypoint_modes=0)

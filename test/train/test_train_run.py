@@ -183,6 +183,21 @@ def test_init_parts_take_those_parts_from_the_checkpoint_and_start_the_others_fr
     assert not (tmp_path / "cli").exists()
 
 
+def test_ae_train_parts_fine_tune_only_those_parts_of_the_ae(tmp_path):
+    train(_opts(tmp_path / "base", stage="ae", steps=1), log=_quiet)
+    base = tmp_path / "base" / "model.safetensors"
+    train(_opts(tmp_path / "head", stage="ae", steps=3, lr=1e-2, init=str(base), ae_train_parts=["waypoint_head"]),
+          log=_quiet)
+    _, before = read_checkpoint(base)
+    _, after = read_checkpoint(tmp_path / "head" / "model.safetensors")
+    assert {k for k in before if not torch.equal(before[k], after[k])} == {"ae.waypoint_head.weight",
+                                                                           "ae.waypoint_head.bias"}
+    with pytest.raises(ValueError, match=r"ae train parts \['waypoint_heads'\]: choose from \[.*'waypoint_head'"):
+        Trainer(_opts(tmp_path / "typo", stage="ae", ae_train_parts=["waypoint_heads"]), log=_quiet)
+    with pytest.raises(ValueError, match="at least one AE submodule"):
+        _opts(tmp_path / "empty", ae_train_parts=[])
+
+
 def test_datasets_pool_with_a_cache_each_so_an_added_collection_reuses_the_others(tmp_path):
     cache = str(tmp_path / "cache")
     one = train(_opts(tmp_path / "one", stage="ae", steps=1, data="synthetic:16", cache_dir=cache), log=_quiet)

@@ -2,6 +2,7 @@
 
     automot train --config tiny --data DIR [DIR ...] --out OUT [--stage all|projector,ae,answer] [--steps N]
                   [--batch B] [--lr LR] [--resume] [--seed S] [--init CKPT [--init-parts PART,...]]
+                  [--ae-train-parts PART,...]
     torchrun --nproc_per_node 2 -m automot_ros.train --config tiny --data DIR --out OUT
 """
 
@@ -66,6 +67,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --init, take only these trained parts from it (smol: projector, ae, "
                              "answer_adapter); the others start fresh from --seed, e.g. 'projector,answer_adapter' "
                              "trains a new AE on a released UE (default: all)")
+    parser.add_argument("--ae-train-parts", metavar="PART[,PART...]",
+                        help="the AE stage trains only these parts of the AE (e.g. 'waypoint_head': the "
+                             "waypoints move, the path and the decisions stay as --init gave them; "
+                             "default: the whole AE)")
     parser.add_argument("--split", default="train", help="training split of each dataset (default: %(default)s)")
     parser.add_argument("--eval-split", default="heldout",
                         help="AE metrics on this split after the AE stage ('' to skip; default: %(default)s)")
@@ -96,7 +101,8 @@ def options_from_args(args):
         projector_steps=args.projector_steps, ae_steps=args.ae_steps, answer_steps=args.answer_steps,
         batch=args.batch, text_batch=args.text_batch, lr=args.lr,
         weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, resume=args.resume,
-        init=args.init, init_parts=args.init_parts.split(",") if args.init_parts else None, split=args.split,
+        init=args.init, init_parts=args.init_parts.split(",") if args.init_parts else None,
+        ae_train_parts=args.ae_train_parts.split(",") if args.ae_train_parts else None, split=args.split,
         eval_split=args.eval_split or None, ue_period_s=args.ue_period,
         cache_dir=args.cache_dir, ckpt_every=args.ckpt_every, threads=args.threads, workers=args.workers,
         device=args.device, fsdp=args.fsdp, progress=not args.no_progress, release=not args.no_release,

@@ -112,6 +112,9 @@ class TrainOptions:
     # With init: only these trained parts (top-level modules, e.g. projector, ae, answer_adapter)
     # come from it; the others keep the seed's fresh initialization. None: all of them.
     init_parts: Optional[Sequence[str]] = None
+    # The AE stage trains only these AE submodules (e.g. waypoint_head: fine-tune the waypoints
+    # while the path and the decisions stay as loaded). None: the whole AE.
+    ae_train_parts: Optional[Sequence[str]] = None
     split: str = "train"
     eval_split: Optional[str] = "heldout"  # AE metrics on it after the AE stage ("" / None: skip)
     ue_period_s: float = DEFAULT_UE_PERIOD_S
@@ -135,6 +138,10 @@ class TrainOptions:
             self.init_parts = tuple(self.init_parts)
             if not self.init:
                 raise ValueError("init_parts: only with init (the checkpoint they come from)")
+        if self.ae_train_parts is not None:
+            self.ae_train_parts = tuple(self.ae_train_parts)
+            if not self.ae_train_parts:
+                raise ValueError("ae_train_parts: at least one AE submodule (None trains the whole AE)")
 
     def steps_for(self, stage: str) -> int:
         explicit = {"projector": self.projector_steps, "ae": self.ae_steps, "answer": self.answer_steps}[stage]
@@ -186,13 +193,24 @@ class TrainStep(nn.Module):
                              all_modes=True)
 
 
-def set_trainable(model, stage: str) -> None:
-    """Freeze everything but the stage's part (projector, the whole AE, or the answer adapter)."""
+def set_trainable(model, stage: str, ae_parts: Optional[Sequence[str]] = None) -> None:
+    """Freeze everything but the stage's part (projector, the AE, or the answer adapter);
+    ``ae_parts`` narrows the AE stage to those AE submodules (names of ``model.ae``'s children)."""
     part = {"projector": model.projector, "ae": model.ae, "answer": model.answer_adapter}[stage]
     if part is None:
         raise ValueError(f"the {model.cfg.name} config has no answer adapter (decoder.answer_adapter_rank 0)")
     model.requires_grad_(False)
-    part.requires_grad_(True)
+    for trained in ae_submodules(model, ae_parts) if stage == "ae" and ae_parts is not None else [part]:
+        trained.requires_grad_(True)
+
+
+def ae_submodules(model, names: Sequence[str]) -> List[nn.Module]:
+    """The AE's child modules called ``names`` (those with parameters: waypoint_head, blocks, ...)."""
+    children = {name: child for name, child in model.ae.named_children() if any(True for _ in child.parameters())}
+    unknown = [name for name in names if name not in children]
+    if unknown:
+        raise ValueError(f"ae train parts {unknown}: choose from {list(children)}")
+    return [children[name] for name in names]
 
 
 @torch.no_grad()
@@ -327,6 +345,8 @@ class Trainer:
         self.state = self._read_state() if opts.resume else None
         self.model = self._build_model()
         self.cfg = self.model.cfg
+        if opts.ae_train_parts is not None:
+            ae_submodules(self.model, opts.ae_train_parts)  # a typo fails now, not after the context cache
         self.wrapped: Optional[nn.Module] = None
         self.steps_run = 0  # optimizer steps in this process's run (for stop_after)
         self.done: List[str] = []
@@ -417,7 +437,7 @@ class Trainer:
         if self.fsdp:
             if self.wrapped is not None:
                 self.model = self._build_model(self.ckpt_dir / "last.safetensors")
-                set_trainable(self.model, stage)
+                set_trainable(self.model, stage, self.opts.ae_train_parts)
             self.wrapped = wrap_fsdp(TrainStep(self.model), self.env)
         else:
             self.wrapped = wrap_ddp(TrainStep(self.model), self.env)
@@ -472,7 +492,7 @@ class Trainer:
         steps = opts.steps_for(stage)
         if opts.stop_after is not None and self.steps_run >= opts.stop_after:
             raise Stopped(f"stopped after {self.steps_run} steps (--stop-after), before the {stage} stage")
-        set_trainable(self.model, stage)
+        set_trainable(self.model, stage, opts.ae_train_parts)
         module = self._wrap(stage)
         # Right after wrapping, before any forward: FSDP has replaced the parameters with
         # sharded ones (and after a forward the root's may be unsharded views for a while).
@@ -667,5 +687,5 @@ def train(opts: TrainOptions, env: Optional[DistEnv] = None, log=print) -> dict:
     return Trainer(opts, env, log).run()
 
 
-__all__ = ["LOG_COLUMNS", "STAGES", "TrainOptions", "TrainStep", "Trainer", "lr_lambda", "open_dataset",
-           "plot_log", "read_log", "set_trainable", "train"]
+__all__ = ["LOG_COLUMNS", "STAGES", "TrainOptions", "TrainStep", "Trainer", "ae_submodules", "lr_lambda",
+           "open_dataset", "plot_log", "read_log", "set_trainable", "train"]
